@@ -1,0 +1,49 @@
+# thinkbank developer entry points. Two commands matter:
+#   make run    build and start PostgreSQL (embedded), the ai-worker and the gateway
+#   make test   what CI runs: fmt check, clippy, then every test against a throwaway PostgreSQL
+# The work is done by deploy/local/thinkbank_dev.py (stdlib Python); its state lives in .data/.
+
+PYTHON ?= python3
+DEV    := $(PYTHON) deploy/local/thinkbank_dev.py
+# Extra arguments for the test runner, e.g. make test ARGS='-E "test(search)"'
+ARGS   ?=
+
+# CI clones afresh each run: keep cargo's build cache outside the clone so it survives.
+ifneq ($(CI),)
+ifeq ($(CARGO_TARGET_DIR),)
+ifneq ($(HOME),)
+export CARGO_TARGET_DIR := $(HOME)/.cache/thinkbank/target
+endif
+endif
+endif
+
+.DEFAULT_GOAL := help
+.PHONY: help run stop test setup build fmt lint clean
+
+help: ## list the targets
+	@echo "thinkbank make targets:"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: ## build and run PostgreSQL + worker + gateway on http://127.0.0.1:8080 (Ctrl-C stops all)
+	@$(DEV) run
+
+stop: ## stop what `make run` started (from another terminal)
+	@$(DEV) stop
+
+test: ## fmt check, clippy, all tests against a throwaway PostgreSQL (ARGS=... go to nextest)
+	@$(DEV) test -- $(ARGS)
+
+setup: ## install the pinned Python tools (PostgreSQL, model, test tools) into .data/venv
+	@$(DEV) setup --test
+
+build: ## release build of the worker and the gateway
+	@$(DEV) build
+
+fmt: ## format all Rust code
+	cargo fmt --all
+
+lint: ## cargo fmt --check and clippy with warnings denied
+	@$(DEV) lint
+
+clean: ## stop everything and delete .data/ (venv, databases, logs, objects)
+	@$(DEV) clean

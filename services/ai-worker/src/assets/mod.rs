@@ -1,0 +1,5 @@
+//! Assets: the rows that track each upload from queued to ready, and their queries.
+
+mod repository;
+
+pub use repository::{AssetRow, Assets, ListFilter, NewAsset, Stage, Status};

@@ -1,0 +1,304 @@
+//! SQL for `worker.assets`. Every query is scoped by tenant.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::error::{Result, WorkerError};
+
+/// Coarse status, stored as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Queued,
+    Processing,
+    Ready,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Processing,
+            Self::Ready,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Ready | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// Fine-grained stage, stored as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Queued,
+    Reading,
+    Parsing,
+    Chunking,
+    Embedding,
+    Indexing,
+    Ready,
+    Failed,
+    Cancelled,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Reading => "reading",
+            Self::Parsing => "parsing",
+            Self::Chunking => "chunking",
+            Self::Embedding => "embedding",
+            Self::Indexing => "indexing",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Reading,
+            Self::Parsing,
+            Self::Chunking,
+            Self::Embedding,
+            Self::Indexing,
+            Self::Ready,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AssetRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub collection_id: Uuid,
+    pub filename: String,
+    pub media_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub object_key: String,
+    pub external_id: Option<String>,
+    pub metadata: serde_json::Value,
+    pub status: String,
+    pub stage: String,
+    pub progress: f32,
+    pub attempts: i32,
+    pub error: Option<String>,
+    pub chunk_count: i32,
+    pub embedding_model: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AssetRow {
+    pub fn status(&self) -> Status {
+        Status::parse(&self.status).unwrap_or(Status::Failed)
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, collection_id, filename, media_type, size_bytes, sha256, \
+    object_key, external_id, metadata, status, stage, progress, attempts, error, chunk_count, \
+    embedding_model, created_at, updated_at";
+
+#[derive(Debug)]
+pub struct NewAsset {
+    pub tenant_id: Uuid,
+    pub collection_id: Uuid,
+    pub filename: String,
+    pub declared_media_type: String,
+    pub media_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub object_key: String,
+    pub external_id: Option<String>,
+    pub metadata: serde_json::Value,
+}
+
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub collection_id: Option<Uuid>,
+    pub status: Option<Status>,
+    /// Keyset cursor: (created_at, id) of the last asset already returned.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Assets {
+    pool: PgPool,
+}
+
+impl Assets {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The embedding model of a tenant's collection, or NOT_FOUND.
+    pub async fn collection_model(&self, tenant_id: Uuid, collection_id: Uuid) -> Result<String> {
+        sqlx::query_scalar(
+            "SELECT embedding_model FROM worker.collections WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(collection_id)
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| WorkerError::NotFound(format!("collection {collection_id} not found")))
+    }
+
+    /// Inserts the asset and its queue job in one transaction. When the same bytes already
+    /// exist in the collection, nothing is written and the existing asset is returned with
+    /// `false`.
+    pub async fn insert_queued(&self, new: NewAsset, model: &str) -> Result<(AssetRow, bool)> {
+        let mut tx = self.pool.begin().await?;
+        let inserted: Option<AssetRow> = sqlx::query_as(&format!(
+            "INSERT INTO worker.assets (id, tenant_id, collection_id, filename, \
+                 declared_media_type, media_type, size_bytes, sha256, object_key, external_id, \
+                 metadata, status, stage, embedding_model) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', 'queued', $12) \
+             ON CONFLICT (collection_id, sha256) DO NOTHING \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(Uuid::now_v7())
+        .bind(new.tenant_id)
+        .bind(new.collection_id)
+        .bind(&new.filename)
+        .bind(&new.declared_media_type)
+        .bind(&new.media_type)
+        .bind(new.size_bytes)
+        .bind(&new.sha256)
+        .bind(&new.object_key)
+        .bind(&new.external_id)
+        .bind(&new.metadata)
+        .bind(model)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(asset) = inserted else {
+            tx.rollback().await?;
+            let existing: AssetRow = sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM worker.assets WHERE collection_id = $1 AND sha256 = $2 \
+                 AND tenant_id = $3"
+            ))
+            .bind(new.collection_id)
+            .bind(&new.sha256)
+            .bind(new.tenant_id)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok((existing, false));
+        };
+        sqlx::query("INSERT INTO worker.ingest_jobs (asset_id, tenant_id) VALUES ($1, $2)")
+            .bind(asset.id)
+            .bind(asset.tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((asset, true))
+    }
+
+    pub async fn get(&self, tenant_id: Uuid, id: Uuid) -> Result<AssetRow> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM worker.assets WHERE id = $1 AND tenant_id = $2"
+        ))
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
+    }
+
+    /// Newest first, keyset-paginated.
+    pub async fn list(&self, tenant_id: Uuid, filter: &ListFilter) -> Result<Vec<AssetRow>> {
+        let (after_time, after_id) = filter.after.unzip();
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM worker.assets \
+             WHERE tenant_id = $1 \
+               AND ($2::uuid IS NULL OR collection_id = $2) \
+               AND ($3::text IS NULL OR status = $3) \
+               AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
+             ORDER BY created_at DESC, id DESC LIMIT $6"
+        ))
+        .bind(tenant_id)
+        .bind(filter.collection_id)
+        .bind(filter.status.map(Status::as_str))
+        .bind(after_time)
+        .bind(after_id)
+        .bind(filter.limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Deletes the asset row (chunks, vectors and its job cascade) and returns its object key.
+    pub async fn delete(&self, tenant_id: Uuid, id: Uuid) -> Result<String> {
+        sqlx::query_scalar(
+            "DELETE FROM worker.assets WHERE id = $1 AND tenant_id = $2 RETURNING object_key",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
+    }
+
+    /// True when another asset still references the same stored object.
+    pub async fn object_in_use(&self, object_key: &str) -> Result<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM worker.assets WHERE object_key = $1)")
+                .bind(object_key)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Records progress of a processing attempt (best effort; progress is informational).
+    pub async fn set_stage(&self, id: Uuid, stage: Stage, progress: f32) -> Result<()> {
+        sqlx::query(
+            "UPDATE worker.assets SET status = 'processing', stage = $2, progress = $3, \
+             updated_at = now() WHERE id = $1 AND status IN ('queued', 'processing')",
+        )
+        .bind(id)
+        .bind(stage.as_str())
+        .bind(progress.clamp(0.0, 1.0))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks the asset READY inside the transaction that wrote its chunks.
+    pub async fn mark_ready(
+        tx: &mut Transaction<'_, Postgres>,
+        id: Uuid,
+        chunk_count: usize,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE worker.assets SET status = 'ready', stage = 'ready', progress = 1, \
+             error = NULL, chunk_count = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(i32::try_from(chunk_count).unwrap_or(i32::MAX))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}

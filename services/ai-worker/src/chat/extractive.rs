@@ -1,0 +1,201 @@
+//! The answerer used when no LLM is configured: it quotes the sentences of the retrieved
+//! sources that are most similar to the question, each followed by its `[n]` citation.
+//! Every quoted sentence is verbatim from the cited source, so every citation verifies.
+
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{AnswerMode, ChatEvent, ChatSummary, Citation, FinishReason, Turn, sentences};
+use crate::{
+    embed::{LocalEmbedder, cosine},
+    error::{Result, WorkerError},
+    search::{self, Filters},
+};
+
+/// Sentences quoted in an answer.
+const MAX_QUOTES: usize = 3;
+/// Candidate sentences considered (embedding them is the main cost).
+const MAX_CANDIDATES: usize = 64;
+/// Below this cosine a sentence is not quoted unless it is the best there is.
+const MIN_SIMILARITY: f32 = 0.2;
+pub const MODEL_NAME: &str = "extractive";
+pub const NOTHING_FOUND: &str =
+    "I could not find anything about this in your documents, so I cannot answer it.";
+
+pub struct Request<'a> {
+    pub pool: &'a sqlx::PgPool,
+    pub embedder: &'a LocalEmbedder,
+    pub tenant_id: Uuid,
+    pub question: &'a str,
+    pub history: &'a [Turn],
+    pub filters: Filters,
+    pub top_k: usize,
+}
+
+/// Streams an extractive answer into `events`. Returns early (without error) when the
+/// receiver is gone. Errors before the first event are returned to the caller.
+pub async fn answer_extractive(
+    request: Request<'_>,
+    events: mpsc::Sender<ChatEvent>,
+) -> Result<()> {
+    let started = Instant::now();
+    // Extractive mode cannot rewrite a follow-up question, so it retrieves with the previous
+    // user turn as context, honestly concatenated.
+    let retrieval_query = match request.history.iter().rev().find(|t| t.from_user) {
+        Some(previous) => format!("{}\n{}", previous.content, request.question),
+        None => request.question.to_owned(),
+    };
+    let embedder = request.embedder.clone();
+    let query_vector = embed_one(&embedder, retrieval_query).await?;
+    let hits = search::vector(
+        request.pool,
+        request.tenant_id,
+        embedder.info(),
+        &query_vector,
+        &request.filters,
+        request.top_k,
+        0.0,
+    )
+    .await?;
+    let retrieval_ms = ms(started);
+
+    if events.send(ChatEvent::Sources(hits.clone())).await.is_err() {
+        return Ok(());
+    }
+
+    let quotes = if hits.is_empty() {
+        Vec::new()
+    } else {
+        pick_quotes(&embedder, &query_vector, &hits).await?
+    };
+
+    let mut pieces: Vec<String> = Vec::new();
+    let mut citations: Vec<Citation> = Vec::new();
+    if quotes.is_empty() {
+        pieces.extend(words(NOTHING_FOUND));
+    }
+    for (i, quote) in quotes.iter().enumerate() {
+        let number = u32::try_from(quote.source + 1).unwrap_or(u32::MAX);
+        if i > 0 {
+            pieces.push(" ".into());
+        }
+        pieces.extend(words(&quote.text));
+        pieces.push(format!(" [{number}]"));
+        if !citations.iter().any(|c| c.source_index == number) {
+            citations.push(Citation {
+                source_index: number,
+                verified: true,
+            });
+        }
+    }
+
+    let mut first_token_ms = None;
+    let generation_started = Instant::now();
+    let mut sent = 0u32;
+    for piece in pieces {
+        if events.send(ChatEvent::Delta(piece)).await.is_err() {
+            tracing::info!(sent, "chat caller went away; stopping");
+            return Ok(());
+        }
+        first_token_ms.get_or_insert_with(|| ms(started));
+        sent += 1;
+    }
+    let generation_secs = generation_started.elapsed().as_secs_f64().max(1e-6);
+    let summary = ChatSummary {
+        finish_reason: FinishReason::Stop,
+        mode: AnswerMode::Extractive,
+        model: MODEL_NAME.into(),
+        prompt_tokens: u32::try_from(embedder.count_tokens(request.question)).unwrap_or(u32::MAX),
+        completion_tokens: sent,
+        retrieval_ms,
+        time_to_first_token_ms: first_token_ms.unwrap_or(0.0),
+        tokens_per_second: f64::from(sent) / generation_secs,
+        total_ms: ms(started),
+        citations,
+    };
+    let _ = events.send(ChatEvent::Final(summary)).await;
+    Ok(())
+}
+
+/// The best sentences, in reading order (by source, then position).
+async fn pick_quotes(
+    embedder: &LocalEmbedder,
+    query: &[f32],
+    hits: &[search::Hit],
+) -> Result<Vec<sentences::Sentence>> {
+    let candidates: Vec<sentences::Sentence> = hits
+        .iter()
+        .enumerate()
+        .flat_map(|(i, hit)| sentences::split(i, &hit.text))
+        .take(MAX_CANDIDATES)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let texts: Vec<String> = candidates.iter().map(|s| s.text.clone()).collect();
+    let model = embedder.clone();
+    let vectors = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        model.embed_blocking(&refs)
+    })
+    .await
+    .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
+    .map_err(WorkerError::Embedding)?;
+    let mut scored: Vec<(f32, sentences::Sentence)> = vectors
+        .iter()
+        .map(|v| cosine(query, &v.vector))
+        .zip(candidates)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut chosen: Vec<sentences::Sentence> = scored
+        .iter()
+        .enumerate()
+        .filter(|(rank, (score, _))| *rank == 0 || *score >= MIN_SIMILARITY)
+        .take(MAX_QUOTES)
+        .map(|(_, (_, s))| s.clone())
+        .collect();
+    chosen.sort_by_key(|s| (s.source, s.position));
+    Ok(chosen)
+}
+
+async fn embed_one(embedder: &LocalEmbedder, text: String) -> Result<Vec<f32>> {
+    let model = embedder.clone();
+    let mut out = tokio::task::spawn_blocking(move || model.embed_blocking(&[text.as_str()]))
+        .await
+        .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
+        .map_err(WorkerError::Embedding)?;
+    out.pop()
+        .map(|e| e.vector)
+        .ok_or_else(|| WorkerError::Embedding("no vector returned".into()))
+}
+
+/// Splits text into word deltas that concatenate back to the words joined by single spaces.
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_owned()
+            } else {
+                format!(" {w}")
+            }
+        })
+        .collect()
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::words;
+
+    #[test]
+    fn word_deltas_concatenate_to_the_text() {
+        assert_eq!(words("a  b\nc").concat(), "a b c");
+        assert_eq!(words("one").len(), 1);
+    }
+}

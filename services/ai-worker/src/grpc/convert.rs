@@ -1,0 +1,207 @@
+//! Conversions between domain types and `thinkbank.v1` messages.
+
+use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
+use thinkbank_proto::v1 as pb;
+
+use crate::{
+    assets::{AssetRow, Stage, Status},
+    chat::{AnswerMode, ChatEvent, ChatSummary, FinishReason},
+    search::Hit,
+};
+
+pub fn asset(row: &AssetRow) -> pb::Asset {
+    pb::Asset {
+        id: row.id.to_string(),
+        collection_id: row.collection_id.to_string(),
+        filename: row.filename.clone(),
+        media_type: row.media_type.clone(),
+        size_bytes: row.size_bytes,
+        sha256: row.sha256.clone(),
+        status: status(row.status()) as i32,
+        stage: Stage::parse(&row.stage).map_or(pb::IngestStage::Unspecified, stage) as i32,
+        progress: row.progress,
+        attempts: u32::try_from(row.attempts).unwrap_or(0),
+        error: row.error.clone().unwrap_or_default(),
+        chunk_count: u32::try_from(row.chunk_count).unwrap_or(0),
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+        external_id: row.external_id.clone().unwrap_or_default(),
+        metadata: json_to_struct(&row.metadata),
+        embedding_model: row.embedding_model.clone(),
+    }
+}
+
+pub fn status(status: Status) -> pb::AssetStatus {
+    match status {
+        Status::Queued => pb::AssetStatus::Queued,
+        Status::Processing => pb::AssetStatus::Processing,
+        Status::Ready => pb::AssetStatus::Ready,
+        Status::Failed => pb::AssetStatus::Failed,
+        Status::Cancelled => pb::AssetStatus::Cancelled,
+    }
+}
+
+pub fn status_from_pb(status: pb::AssetStatus) -> Option<Status> {
+    match status {
+        pb::AssetStatus::Unspecified => None,
+        pb::AssetStatus::Queued => Some(Status::Queued),
+        pb::AssetStatus::Processing => Some(Status::Processing),
+        pb::AssetStatus::Ready => Some(Status::Ready),
+        pb::AssetStatus::Failed => Some(Status::Failed),
+        pb::AssetStatus::Cancelled => Some(Status::Cancelled),
+    }
+}
+
+fn stage(stage: Stage) -> pb::IngestStage {
+    match stage {
+        Stage::Queued => pb::IngestStage::Queued,
+        Stage::Reading => pb::IngestStage::Reading,
+        Stage::Parsing => pb::IngestStage::Parsing,
+        Stage::Chunking => pb::IngestStage::Chunking,
+        Stage::Embedding => pb::IngestStage::Embedding,
+        Stage::Indexing => pb::IngestStage::Indexing,
+        Stage::Ready => pb::IngestStage::Ready,
+        Stage::Failed => pb::IngestStage::Failed,
+        Stage::Cancelled => pb::IngestStage::Cancelled,
+    }
+}
+
+pub fn hit(hit: &Hit) -> pb::SearchHit {
+    pb::SearchHit {
+        chunk_id: hit.chunk_id.to_string(),
+        asset_id: hit.asset_id.to_string(),
+        collection_id: hit.collection_id.to_string(),
+        filename: hit.filename.clone(),
+        text: hit.text.clone(),
+        // Scores are computed in f64 by PostgreSQL; f32 keeps the wire small.
+        #[expect(clippy::cast_possible_truncation, reason = "scores are in [-1, 1]")]
+        score: hit.score as f32,
+        position: Some(pb::ChunkPosition {
+            chunk_index: u32::try_from(hit.chunk_index).unwrap_or(0),
+            char_start: u64::try_from(hit.char_start).unwrap_or(0),
+            char_end: u64::try_from(hit.char_end).unwrap_or(0),
+            headings: hit.headings.clone(),
+            page: hit.page.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+        }),
+    }
+}
+
+pub fn chat_event(event: ChatEvent) -> pb::ChatStreamResponse {
+    use pb::chat_stream_response::Event;
+    let event = match event {
+        ChatEvent::Sources(hits) => Event::Sources(pb::ChatSources {
+            sources: hits
+                .iter()
+                .enumerate()
+                .map(|(i, h)| pb::Source {
+                    index: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    hit: Some(hit(h)),
+                })
+                .collect(),
+        }),
+        ChatEvent::Delta(text) => Event::Delta(pb::ChatDelta { text }),
+        ChatEvent::Final(summary) => Event::Final(chat_final(summary)),
+    };
+    pb::ChatStreamResponse { event: Some(event) }
+}
+
+fn chat_final(summary: ChatSummary) -> pb::ChatFinal {
+    pb::ChatFinal {
+        finish_reason: match summary.finish_reason {
+            FinishReason::Stop => pb::FinishReason::Stop,
+            FinishReason::Cancelled => pb::FinishReason::Cancelled,
+        } as i32,
+        answer_mode: match summary.mode {
+            AnswerMode::Extractive => pb::AnswerMode::Extractive,
+        } as i32,
+        model: summary.model,
+        usage: Some(pb::ChatUsage {
+            prompt_tokens: summary.prompt_tokens,
+            completion_tokens: summary.completion_tokens,
+        }),
+        timings: Some(pb::ChatTimings {
+            retrieval_ms: summary.retrieval_ms,
+            time_to_first_token_ms: summary.time_to_first_token_ms,
+            tokens_per_second: summary.tokens_per_second,
+            total_ms: summary.total_ms,
+        }),
+        citations: summary
+            .citations
+            .into_iter()
+            .map(|c| pb::Citation {
+                source_index: c.source_index,
+                verified: c.verified,
+            })
+            .collect(),
+    }
+}
+
+pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn json_to_struct(value: &serde_json::Value) -> Option<Struct> {
+    match value {
+        serde_json::Value::Object(map) => Some(Struct {
+            fields: map
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect(),
+        }),
+        _ => None,
+    }
+}
+
+fn json_to_value(value: &serde_json::Value) -> Value {
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(_) => {
+            Kind::StructValue(json_to_struct(value).unwrap_or_default())
+        }
+    };
+    Value { kind: Some(kind) }
+}
+
+pub fn struct_to_json(value: Option<Struct>) -> serde_json::Value {
+    let fields = value.map(|s| s.fields).unwrap_or_default();
+    serde_json::Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k, value_to_json(v)))
+            .collect(),
+    )
+}
+
+fn value_to_json(value: Value) -> serde_json::Value {
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect())
+        }
+        Some(Kind::StructValue(s)) => struct_to_json(Some(s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_survives_a_round_trip_through_struct() {
+        let json = serde_json::json!({"a": 1.5, "b": [true, null, "x"], "c": {"d": "e"}});
+        assert_eq!(struct_to_json(json_to_struct(&json)), json);
+    }
+}

@@ -1,0 +1,6 @@
+//! The tonic adapter: takes requests apart, calls the domain, converts results.
+
+mod convert;
+mod service;
+
+pub use service::AiWorkerService;

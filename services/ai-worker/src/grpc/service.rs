@@ -1,0 +1,449 @@
+//! `AiWorker` over tonic. Handlers validate and translate; the work happens in the domain
+//! modules. Until start-up finishes every RPC answers UNAVAILABLE.
+
+use std::{
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use futures::Stream;
+use thinkbank_proto::v1::{self as pb, ai_worker_server::AiWorker};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::convert;
+use crate::{
+    DEFAULT_COLLECTION_ID, DEFAULT_TENANT_ID, State,
+    assets::ListFilter,
+    chat,
+    error::{WorkerError, parse_uuid},
+    ingest::accept::{self, Upload},
+    search,
+};
+
+/// Texts per GetEmbedding call.
+const MAX_EMBED_TEXTS: usize = 256;
+/// Bytes of one query or question.
+const MAX_QUERY_BYTES: usize = 8 * 1024;
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 200;
+/// How often WatchAsset looks for changes.
+const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[derive(Debug, Clone)]
+pub struct AiWorkerService {
+    state: Arc<OnceLock<Arc<State>>>,
+}
+
+impl AiWorkerService {
+    pub fn new(state: Arc<OnceLock<Arc<State>>>) -> Self {
+        Self { state }
+    }
+
+    fn state(&self) -> Result<Arc<State>, Status> {
+        self.state
+            .get()
+            .cloned()
+            .ok_or_else(|| Status::unavailable("the worker is starting; retry shortly"))
+    }
+}
+
+/// The tenant a call acts for. Until authentication exists every call uses the default tenant.
+fn tenant<T>(_request: &Request<T>) -> Uuid {
+    DEFAULT_TENANT_ID
+}
+
+fn optional_uuid(field: &str, value: &str) -> Result<Option<Uuid>, WorkerError> {
+    if value.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse_uuid(field, value).map(Some)
+    }
+}
+
+fn uuids(field: &str, values: &[String]) -> Result<Vec<Uuid>, WorkerError> {
+    values.iter().map(|v| parse_uuid(field, v)).collect()
+}
+
+fn require_text(field: &str, value: &str) -> Result<(), WorkerError> {
+    if value.trim().is_empty() {
+        return Err(WorkerError::InvalidArgument(format!(
+            "{field} must not be empty"
+        )));
+    }
+    if value.len() > MAX_QUERY_BYTES {
+        return Err(WorkerError::InvalidArgument(format!(
+            "{field} is longer than {MAX_QUERY_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn bounded(field: &str, value: u32, default: usize, max: usize) -> Result<usize, WorkerError> {
+    match usize::try_from(value).unwrap_or(usize::MAX) {
+        0 => Ok(default),
+        n if n <= max => Ok(n),
+        n => Err(WorkerError::InvalidArgument(format!(
+            "{field} must be between 1 and {max}, got {n}"
+        ))),
+    }
+}
+
+fn page_token(row: &crate::assets::AssetRow) -> String {
+    format!("{}.{}", row.created_at.timestamp_micros(), row.id)
+}
+
+fn parse_page_token(
+    token: &str,
+) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, WorkerError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid =
+        || WorkerError::InvalidArgument("page_token is not a token this server issued".into());
+    let (micros, id) = token.split_once('.').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let time = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+    Ok(Some((time, id)))
+}
+
+#[tonic::async_trait]
+impl AiWorker for AiWorkerService {
+    async fn process_asset(
+        &self,
+        request: Request<pb::ProcessAssetRequest>,
+    ) -> Result<Response<pb::ProcessAssetResponse>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let message = request.into_inner();
+        let collection_id = optional_uuid("collection_id", &message.collection_id)?
+            .unwrap_or(DEFAULT_COLLECTION_ID);
+        let upload = Upload {
+            tenant_id,
+            collection_id,
+            filename: message.filename,
+            declared_media_type: message.declared_media_type,
+            content: message.content,
+            external_id: Some(message.external_id).filter(|s| !s.trim().is_empty()),
+            metadata: convert::struct_to_json(message.metadata),
+        };
+        let (mut asset, created) = accept::accept(&state, upload).await?;
+        if message.wait && !asset.status().is_final() {
+            asset = accept::wait_until_final(&state, tenant_id, asset.id).await?;
+        }
+        Ok(Response::new(pb::ProcessAssetResponse {
+            asset: Some(convert::asset(&asset)),
+            deduplicated: !created,
+        }))
+    }
+
+    async fn get_embedding(
+        &self,
+        request: Request<pb::GetEmbeddingRequest>,
+    ) -> Result<Response<pb::GetEmbeddingResponse>, Status> {
+        let state = self.state()?;
+        let message = request.into_inner();
+        let info = state.embedder.info().clone();
+        if !message.model.is_empty() && message.model != info.name {
+            return Err(WorkerError::InvalidArgument(format!(
+                "unknown model '{}'; available: {}",
+                message.model, info.name
+            ))
+            .into());
+        }
+        if message.texts.is_empty() {
+            return Err(WorkerError::InvalidArgument(
+                "texts must contain at least one text".into(),
+            )
+            .into());
+        }
+        if message.texts.len() > MAX_EMBED_TEXTS {
+            return Err(WorkerError::InvalidArgument(format!(
+                "texts holds {} texts; at most {MAX_EMBED_TEXTS} per call",
+                message.texts.len()
+            ))
+            .into());
+        }
+        if let Some(i) = message.texts.iter().position(|t| t.trim().is_empty()) {
+            return Err(WorkerError::InvalidArgument(format!("texts[{i}] is empty")).into());
+        }
+        let embedder = state.embedder.clone();
+        let texts = message.texts;
+        let embedded = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            embedder.embed_blocking(&refs)
+        })
+        .await
+        .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
+        .map_err(WorkerError::Embedding)?;
+        if message.strict
+            && let Some(i) = embedded.iter().position(|e| e.truncated)
+        {
+            return Err(WorkerError::InvalidArgument(format!(
+                "texts[{i}] is longer than the model's {} token limit (strict mode)",
+                info.max_tokens
+            ))
+            .into());
+        }
+        let total_tokens = embedded.iter().map(|e| e.token_count).sum::<usize>();
+        Ok(Response::new(pb::GetEmbeddingResponse {
+            embeddings: embedded
+                .into_iter()
+                .map(|e| pb::Embedding {
+                    values: e.vector,
+                    token_count: u32::try_from(e.token_count).unwrap_or(u32::MAX),
+                    truncated: e.truncated,
+                })
+                .collect(),
+            model: info.name,
+            dimensions: u32::try_from(info.dimensions).unwrap_or(0),
+            total_tokens: u32::try_from(total_tokens).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn vector_search(
+        &self,
+        request: Request<pb::VectorSearchRequest>,
+    ) -> Result<Response<pb::VectorSearchResponse>, Status> {
+        let started = std::time::Instant::now();
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let message = request.into_inner();
+        require_text("query", &message.query)?;
+        let top_k = bounded(
+            "top_k",
+            message.top_k,
+            search::DEFAULT_TOP_K,
+            search::MAX_TOP_K,
+        )?;
+        match pb::SearchMode::try_from(message.mode).unwrap_or(pb::SearchMode::Unspecified) {
+            pb::SearchMode::Unspecified | pb::SearchMode::Vector => {}
+            other => {
+                return Err(WorkerError::Unimplemented(format!(
+                    "search mode {} is not available yet; use SEARCH_MODE_VECTOR",
+                    other.as_str_name()
+                ))
+                .into());
+            }
+        }
+        let filters = search::Filters {
+            collection_ids: uuids("collection_ids", &message.collection_ids)?,
+            asset_ids: uuids("asset_ids", &message.asset_ids)?,
+        };
+        let embedder = state.embedder.clone();
+        let query = message.query;
+        let mut vectors =
+            tokio::task::spawn_blocking(move || embedder.embed_blocking(&[query.as_str()]))
+                .await
+                .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
+                .map_err(WorkerError::Embedding)?;
+        let query_vector = vectors.pop().map(|e| e.vector).unwrap_or_default();
+        let embed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let info = state.embedder.info();
+        let hits = search::vector(
+            &state.pool,
+            tenant_id,
+            info,
+            &query_vector,
+            &filters,
+            top_k,
+            message.min_score,
+        )
+        .await?;
+        let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(Response::new(pb::VectorSearchResponse {
+            hits: hits.iter().map(convert::hit).collect(),
+            model: info.name.clone(),
+            timings: Some(pb::SearchTimings {
+                embed_ms,
+                query_ms: total_ms - embed_ms,
+                total_ms,
+            }),
+        }))
+    }
+
+    type ChatStreamStream = EventStream<pb::ChatStreamResponse>;
+
+    async fn chat_stream(
+        &self,
+        request: Request<pb::ChatStreamRequest>,
+    ) -> Result<Response<Self::ChatStreamStream>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let message = request.into_inner();
+        require_text("question", &message.question)?;
+        let top_k = bounded(
+            "top_k",
+            message.top_k,
+            chat::DEFAULT_SOURCES,
+            chat::MAX_SOURCES,
+        )?;
+        let filters = search::Filters {
+            collection_ids: uuids("collection_ids", &message.collection_ids)?,
+            asset_ids: Vec::new(),
+        };
+        let history: Vec<chat::Turn> = message
+            .history
+            .into_iter()
+            .map(|m| chat::Turn {
+                from_user: m.role != pb::ChatRole::Assistant as i32,
+                content: m.content,
+            })
+            .collect();
+        let question = message.question;
+
+        let (events_tx, mut events_rx) = mpsc::channel::<chat::ChatEvent>(16);
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::ChatStreamResponse, Status>>(16);
+        // The producer: when the client leaves, `out_tx` fails, the relay stops, `events_tx`
+        // fails in turn, and the answerer returns.
+        tokio::spawn(async move {
+            let request = chat::extractive::Request {
+                pool: &state.pool,
+                embedder: &state.embedder,
+                tenant_id,
+                question: &question,
+                history: &history,
+                filters,
+                top_k,
+            };
+            let relay_tx = out_tx.clone();
+            let relay = async move {
+                while let Some(event) = events_rx.recv().await {
+                    if relay_tx.send(Ok(convert::chat_event(event))).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let (result, ()) = tokio::join!(chat::answer_extractive(request, events_tx), relay);
+            if let Err(error) = result {
+                let _ = out_tx.send(Err(error.into())).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn get_asset(
+        &self,
+        request: Request<pb::GetAssetRequest>,
+    ) -> Result<Response<pb::Asset>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        let asset = state.assets.get(tenant_id, id).await?;
+        Ok(Response::new(convert::asset(&asset)))
+    }
+
+    async fn list_assets(
+        &self,
+        request: Request<pb::ListAssetsRequest>,
+    ) -> Result<Response<pb::ListAssetsResponse>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let message = request.into_inner();
+        let page_size = match message.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n <= MAX_PAGE_SIZE => n,
+            n => {
+                return Err(WorkerError::InvalidArgument(format!(
+                    "page_size must be between 1 and {MAX_PAGE_SIZE}, got {n}"
+                ))
+                .into());
+            }
+        };
+        let status = pb::AssetStatus::try_from(message.status).map_err(|_| {
+            WorkerError::InvalidArgument(format!("unknown status {}", message.status))
+        })?;
+        let filter = ListFilter {
+            collection_id: optional_uuid("collection_id", &message.collection_id)?,
+            status: convert::status_from_pb(status),
+            after: parse_page_token(&message.page_token)?,
+            limit: i64::from(page_size) + 1,
+        };
+        let mut rows = state.assets.list(tenant_id, &filter).await?;
+        let more = rows.len() > page_size as usize;
+        rows.truncate(page_size as usize);
+        let next_page_token = if more {
+            rows.last().map(page_token).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListAssetsResponse {
+            assets: rows.iter().map(convert::asset).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn delete_asset(
+        &self,
+        request: Request<pb::DeleteAssetRequest>,
+    ) -> Result<Response<pb::DeleteAssetResponse>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        let object_key = state.assets.delete(tenant_id, id).await?;
+        if !state.assets.object_in_use(&object_key).await?
+            && let Err(error) = state.objects.delete(&object_key).await
+        {
+            // The row is gone, so search never sees it; the bytes are an orphan to collect.
+            tracing::warn!(asset_id = %id, %error, "cannot delete stored object");
+        }
+        Ok(Response::new(pb::DeleteAssetResponse {}))
+    }
+
+    type WatchAssetStream = EventStream<pb::WatchAssetResponse>;
+
+    async fn watch_asset(
+        &self,
+        request: Request<pb::WatchAssetRequest>,
+    ) -> Result<Response<Self::WatchAssetStream>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        let first = state.assets.get(tenant_id, id).await?;
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(async move {
+            let mut last = first;
+            if tx
+                .send(Ok(pb::WatchAssetResponse {
+                    asset: Some(convert::asset(&last)),
+                }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            while !last.status().is_final() {
+                tokio::time::sleep(WATCH_INTERVAL).await;
+                let current = match state.assets.get(tenant_id, id).await {
+                    Ok(current) => current,
+                    Err(error) => {
+                        let _ = tx.send(Err(error.into())).await;
+                        return;
+                    }
+                };
+                let changed = (current.status != last.status)
+                    || (current.stage != last.stage)
+                    || (current.progress - last.progress).abs() > f32::EPSILON
+                    || (current.error != last.error);
+                if changed
+                    && tx
+                        .send(Ok(pb::WatchAssetResponse {
+                            asset: Some(convert::asset(&current)),
+                        }))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                last = current;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,140 @@
+//! Token-aware, structure-aware chunking with the embedding model's own tokenizer.
+//!
+//! Markdown is split at headings, then paragraphs, then sentences (text-splitter's semantic
+//! levels); every chunk keeps its character offsets and heading path for citations.
+
+use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
+use tokenizers::Tokenizer;
+
+use super::sniff::Format;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub index: usize,
+    pub text: String,
+    /// Character (not byte) offsets of the chunk in the source text, end exclusive.
+    pub char_start: usize,
+    pub char_end: usize,
+    /// Heading path in force where the chunk starts, outermost first.
+    pub headings: Vec<String>,
+    /// Model tokens in the chunk, special tokens excluded.
+    pub token_count: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkSettings {
+    /// Maximum tokens per chunk (without special tokens).
+    pub max_tokens: usize,
+    pub overlap_tokens: usize,
+}
+
+/// Splits `text` into chunks of at most `settings.max_tokens` tokens.
+pub fn split(
+    text: &str,
+    format: Format,
+    tokenizer: &Tokenizer,
+    settings: ChunkSettings,
+) -> Result<Vec<Chunk>, String> {
+    let overlap = settings.overlap_tokens.min(settings.max_tokens / 2);
+    let config = ChunkConfig::new(settings.max_tokens)
+        .with_sizer(tokenizer)
+        .with_overlap(overlap)
+        .map_err(|e| format!("invalid chunk settings: {e}"))?;
+    let pieces: Vec<(usize, &str)> = match format {
+        Format::Markdown => MarkdownSplitter::new(config).chunk_indices(text).collect(),
+        Format::PlainText => TextSplitter::new(config).chunk_indices(text).collect(),
+    };
+    let headings = match format {
+        Format::Markdown => markdown_headings(text),
+        Format::PlainText => Vec::new(),
+    };
+    let mut chunks = Vec::with_capacity(pieces.len());
+    let mut chars_before = 0usize;
+    let mut last_byte = 0usize;
+    for (byte_start, piece) in pieces {
+        if piece.trim().is_empty() {
+            continue;
+        }
+        // Offsets only grow (overlap may step back a little), so count characters
+        // incrementally from the last known point where possible.
+        if byte_start >= last_byte {
+            chars_before += text[last_byte..byte_start].chars().count();
+        } else {
+            chars_before = text[..byte_start].chars().count();
+        }
+        last_byte = byte_start;
+        let char_len = piece.chars().count();
+        chunks.push(Chunk {
+            index: chunks.len(),
+            text: piece.to_owned(),
+            char_start: chars_before,
+            char_end: chars_before + char_len,
+            headings: heading_path_at(&headings, byte_start),
+            token_count: tokenizer
+                .encode(piece, false)
+                .map_err(|e| format!("tokenizer: {e}"))?
+                .len(),
+        });
+    }
+    Ok(chunks)
+}
+
+/// (byte offset, level, title) of every ATX heading outside fenced code.
+fn markdown_headings(text: &str) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    let mut in_fence = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            in_fence = !in_fence;
+        } else if !in_fence && trimmed.starts_with('#') {
+            let level = trimmed.chars().take_while(|&c| c == '#').count();
+            let title = trimmed[level..].trim();
+            if (1..=6).contains(&level) && trimmed[level..].starts_with(' ') && !title.is_empty() {
+                out.push((offset, level, title.trim_end_matches('#').trim().to_owned()));
+            }
+        }
+        offset += line.len();
+    }
+    out
+}
+
+/// The heading stack in force at `byte_offset`. A chunk that starts with a heading belongs
+/// under it.
+fn heading_path_at(headings: &[(usize, usize, String)], byte_offset: usize) -> Vec<String> {
+    let mut stack: Vec<(usize, &str)> = Vec::new();
+    for (offset, level, title) in headings {
+        if *offset > byte_offset {
+            break;
+        }
+        while stack.last().is_some_and(|(l, _)| *l >= *level) {
+            stack.pop();
+        }
+        stack.push((*level, title));
+    }
+    stack.into_iter().map(|(_, t)| t.to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heading_paths_follow_nesting() {
+        let text = "# A\nintro\n## B\nbody b\n## C\nbody c\n# D\nend\n";
+        let headings = markdown_headings(text);
+        let at = |needle: &str| heading_path_at(&headings, text.find(needle).unwrap());
+        assert_eq!(at("intro"), vec!["A"]);
+        assert_eq!(at("body b"), vec!["A", "B"]);
+        assert_eq!(at("body c"), vec!["A", "C"]);
+        assert_eq!(at("end"), vec!["D"]);
+    }
+
+    #[test]
+    fn hashes_inside_code_fences_are_not_headings() {
+        let text = "# Real\n```sh\n# not a heading\n```\n";
+        let titles: Vec<String> = markdown_headings(text).into_iter().map(|h| h.2).collect();
+        assert_eq!(titles, vec!["Real"]);
+    }
+}

@@ -1,0 +1,150 @@
+//! The durable ingestion queue in `worker.ingest_jobs`.
+//!
+//! Invariants: a job is claimed with `FOR UPDATE SKIP LOCKED` and leased until a deadline; an
+//! expired lease makes it claimable again (that is the reaper). A job's results are committed
+//! in the same transaction that deletes the job *only while the lease is still ours*, so a
+//! worker that lost its lease can never write a second copy of the chunks.
+
+use std::time::Duration;
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub asset_id: Uuid,
+    pub tenant_id: Uuid,
+    /// Attempts including this one.
+    pub attempt: i32,
+}
+
+/// Claims the oldest due job, leasing it to `worker_id` for `lease`.
+pub async fn claim(pool: &PgPool, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(Uuid, Uuid, i32)> = sqlx::query_as(
+        "UPDATE worker.ingest_jobs SET leased_by = $1, \
+             leased_until = now() + make_interval(secs => $2), attempts = attempts + 1 \
+         WHERE asset_id = ( \
+             SELECT asset_id FROM worker.ingest_jobs \
+             WHERE run_after <= now() AND (leased_until IS NULL OR leased_until < now()) \
+             ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         RETURNING asset_id, tenant_id, attempts",
+    )
+    .bind(worker_id)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((asset_id, tenant_id, attempt)) = row else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE worker.assets SET status = 'processing', stage = 'reading', progress = 0, \
+         attempts = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(asset_id)
+    .bind(attempt)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(ClaimedJob {
+        asset_id,
+        tenant_id,
+        attempt,
+    }))
+}
+
+/// Deletes the job inside the caller's transaction if `worker_id` still holds its lease.
+/// Returns false when the lease was lost: the caller must roll back.
+pub async fn complete(
+    tx: &mut Transaction<'_, Postgres>,
+    asset_id: Uuid,
+    worker_id: &str,
+) -> Result<bool> {
+    let deleted = sqlx::query(
+        "DELETE FROM worker.ingest_jobs WHERE asset_id = $1 AND leased_by = $2 \
+         AND leased_until >= now()",
+    )
+    .bind(asset_id)
+    .bind(worker_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
+/// Gives the job back for another attempt after `delay`, recording the error on the asset.
+pub async fn retry_later(
+    pool: &PgPool,
+    asset_id: Uuid,
+    worker_id: &str,
+    delay: Duration,
+    error: &str,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let released = sqlx::query(
+        "UPDATE worker.ingest_jobs SET leased_by = NULL, leased_until = NULL, \
+             run_after = now() + make_interval(secs => $3) \
+         WHERE asset_id = $1 AND leased_by = $2",
+    )
+    .bind(asset_id)
+    .bind(worker_id)
+    .bind(delay.as_secs_f64())
+    .execute(&mut *tx)
+    .await?;
+    if released.rows_affected() == 1 {
+        sqlx::query(
+            "UPDATE worker.assets SET status = 'queued', stage = 'queued', progress = 0, \
+             error = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(asset_id)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends the job for good: the asset becomes FAILED with `error`.
+pub async fn fail(pool: &PgPool, asset_id: Uuid, worker_id: &str, error: &str) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let deleted =
+        sqlx::query("DELETE FROM worker.ingest_jobs WHERE asset_id = $1 AND leased_by = $2")
+            .bind(asset_id)
+            .bind(worker_id)
+            .execute(&mut *tx)
+            .await?;
+    if deleted.rows_affected() == 1 {
+        sqlx::query(
+            "UPDATE worker.assets SET status = 'failed', stage = 'failed', error = $2, \
+             updated_at = now() WHERE id = $1",
+        )
+        .bind(asset_id)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Exponential backoff with a cap: 2 s, 4 s, 8 s, … up to 5 min.
+pub fn backoff(attempt: i32) -> Duration {
+    let exponent = u32::try_from(attempt.clamp(1, 8)).unwrap_or(8);
+    Duration::from_secs((1u64 << exponent).min(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(2), Duration::from_secs(4));
+        assert!(backoff(50) <= Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,288 @@
+//! Drains the ingestion queue: N concurrent loops per worker, each claiming a job, turning the
+//! stored bytes into chunks and vectors, and committing them atomically.
+
+use std::{sync::Arc, time::Duration};
+
+use pgvector::Vector;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    chunker::{self, Chunk, ChunkSettings},
+    objects::Objects,
+    queue::{self, ClaimedJob},
+    sniff::Format,
+};
+use crate::{
+    assets::{Assets, Stage},
+    embed::LocalEmbedder,
+    error::WorkerError,
+};
+
+/// How long an idle loop sleeps before polling again (a local upload wakes it at once).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Chunks embedded between two progress updates.
+const EMBED_STEP: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct Runner {
+    pub pool: PgPool,
+    pub assets: Assets,
+    pub objects: Objects,
+    pub embedder: LocalEmbedder,
+    pub chunking: ChunkSettings,
+    pub worker_id: String,
+    pub lease: Duration,
+    pub max_attempts: i32,
+    /// Notified when this process queues work, so uploads do not wait for the next poll.
+    pub wake: Arc<Notify>,
+}
+
+/// Why one attempt failed.
+#[derive(Debug)]
+enum JobError {
+    /// Retrying cannot help (bad content); the asset fails now.
+    Permanent(String),
+    /// May succeed later (database or store hiccup); retried with backoff.
+    Transient(String),
+}
+
+impl From<WorkerError> for JobError {
+    fn from(error: WorkerError) -> Self {
+        Self::Transient(error.to_string())
+    }
+}
+
+impl Runner {
+    /// Runs `concurrency` loops until `shutdown`; returns when all of them stopped.
+    pub async fn run(self, concurrency: usize, shutdown: CancellationToken) {
+        let mut loops = tokio::task::JoinSet::new();
+        for slot in 0..concurrency.max(1) {
+            let runner = self.clone();
+            let shutdown = shutdown.clone();
+            loops.spawn(async move { runner.run_loop(slot, shutdown).await });
+        }
+        while loops.join_next().await.is_some() {}
+    }
+
+    async fn run_loop(&self, slot: usize, shutdown: CancellationToken) {
+        tracing::debug!(slot, "ingestion loop started");
+        while !shutdown.is_cancelled() {
+            let claimed = tokio::select! {
+                () = shutdown.cancelled() => break,
+                claimed = queue::claim(&self.pool, &self.worker_id, self.lease) => claimed,
+            };
+            match claimed {
+                Ok(Some(job)) => self.handle(job).await,
+                Ok(None) => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim ingestion job; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, job: ClaimedJob) {
+        let started = std::time::Instant::now();
+        let outcome = self.process(job).await;
+        let result = match outcome {
+            Ok(chunks) => {
+                tracing::info!(asset_id = %job.asset_id, chunks, elapsed_ms = started.elapsed().as_millis(), "asset ready");
+                Ok(())
+            }
+            Err(JobError::Permanent(reason)) => {
+                tracing::warn!(asset_id = %job.asset_id, %reason, "asset failed");
+                queue::fail(&self.pool, job.asset_id, &self.worker_id, &reason).await
+            }
+            Err(JobError::Transient(reason)) if job.attempt >= self.max_attempts => {
+                tracing::warn!(asset_id = %job.asset_id, attempt = job.attempt, %reason, "asset failed after retries");
+                let reason = format!("gave up after {} attempts: {reason}", job.attempt);
+                queue::fail(&self.pool, job.asset_id, &self.worker_id, &reason).await
+            }
+            Err(JobError::Transient(reason)) => {
+                tracing::warn!(asset_id = %job.asset_id, attempt = job.attempt, %reason, "ingestion attempt failed; will retry");
+                let delay = queue::backoff(job.attempt);
+                queue::retry_later(&self.pool, job.asset_id, &self.worker_id, delay, &reason).await
+            }
+        };
+        if let Err(error) = result {
+            // The lease expires and another attempt picks the job up.
+            tracing::error!(asset_id = %job.asset_id, %error, "cannot record job outcome");
+        }
+    }
+
+    /// One attempt; returns the number of chunks indexed.
+    async fn process(&self, job: ClaimedJob) -> Result<usize, JobError> {
+        let asset = match self.assets.get(job.tenant_id, job.asset_id).await {
+            Ok(asset) => asset,
+            // Deleted while queued: its job row went with it.
+            Err(WorkerError::NotFound(_)) => return Ok(0),
+            Err(error) => return Err(error.into()),
+        };
+        let bytes = self
+            .objects
+            .get(&asset.object_key)
+            .await
+            .map_err(|e| JobError::Transient(format!("cannot read stored object: {e}")))?;
+
+        self.progress(job.asset_id, Stage::Parsing, 0.1).await;
+        let format = Format::from_media_type(&asset.media_type).ok_or_else(|| {
+            JobError::Permanent(format!("unsupported media type '{}'", asset.media_type))
+        })?;
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|e| JobError::Permanent(format!("content is not valid UTF-8: {e}")))?;
+
+        self.progress(job.asset_id, Stage::Chunking, 0.2).await;
+        let embedder = self.embedder.clone();
+        let settings = self.chunking;
+        let chunks = tokio::task::spawn_blocking(move || {
+            chunker::split(&text, format, embedder.tokenizer(), settings)
+        })
+        .await
+        .map_err(|e| JobError::Transient(format!("chunking task failed: {e}")))?
+        .map_err(JobError::Permanent)?;
+        if chunks.is_empty() {
+            return Err(JobError::Permanent(
+                "the document contains no text to index".into(),
+            ));
+        }
+
+        let vectors = self.embed_chunks(job.asset_id, &chunks).await?;
+
+        self.progress(job.asset_id, Stage::Indexing, 0.95).await;
+        self.commit(job, &asset.embedding_model, &chunks, vectors)
+            .await?;
+        Ok(chunks.len())
+    }
+
+    async fn embed_chunks(
+        &self,
+        asset_id: Uuid,
+        chunks: &[Chunk],
+    ) -> Result<Vec<Vector>, JobError> {
+        let mut vectors = Vec::with_capacity(chunks.len());
+        for (step, batch) in chunks.chunks(EMBED_STEP).enumerate() {
+            let done = step * EMBED_STEP;
+            let fraction = 0.3 + 0.6 * (done as f32 / chunks.len() as f32);
+            self.progress(asset_id, Stage::Embedding, fraction).await;
+            let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+            let embedder = self.embedder.clone();
+            let embedded = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                embedder.embed_blocking(&refs)
+            })
+            .await
+            .map_err(|e| JobError::Transient(format!("embedding task failed: {e}")))?
+            .map_err(JobError::Transient)?;
+            vectors.extend(embedded.into_iter().map(|e| Vector::from(e.vector)));
+        }
+        Ok(vectors)
+    }
+
+    /// Writes chunks and vectors, marks the asset READY and removes the job, atomically.
+    async fn commit(
+        &self,
+        job: ClaimedJob,
+        model: &str,
+        chunks: &[Chunk],
+        vectors: Vec<Vector>,
+    ) -> Result<(), JobError> {
+        let asset = self.assets.get(job.tenant_id, job.asset_id).await?;
+        let mut tx = self.pool.begin().await.map_err(WorkerError::from)?;
+        // A previous attempt that lost its lease rolled back, but be explicit: the asset's
+        // chunks are replaced, never appended to.
+        sqlx::query("DELETE FROM worker.chunks WHERE asset_id = $1")
+            .bind(job.asset_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(WorkerError::from)?;
+        let ids: Vec<Uuid> = chunks.iter().map(|_| Uuid::now_v7()).collect();
+        insert_chunks(&mut tx, &asset, &ids, chunks).await?;
+        sqlx::query(
+            "INSERT INTO worker.embeddings (chunk_id, model, tenant_id, collection_id, asset_id, embedding) \
+             SELECT u.id, $1, $2, $3, $4, u.embedding \
+             FROM UNNEST($5::uuid[], $6::vector[]) AS u(id, embedding)",
+        )
+        .bind(model)
+        .bind(asset.tenant_id)
+        .bind(asset.collection_id)
+        .bind(asset.id)
+        .bind(&ids)
+        .bind(vectors)
+        .execute(&mut *tx)
+        .await
+        .map_err(WorkerError::from)?;
+        Assets::mark_ready(&mut tx, job.asset_id, chunks.len()).await?;
+        if !queue::complete(&mut tx, job.asset_id, &self.worker_id).await? {
+            tx.rollback().await.map_err(WorkerError::from)?;
+            return Err(JobError::Transient(
+                "lease expired before the results were committed".into(),
+            ));
+        }
+        tx.commit().await.map_err(WorkerError::from)?;
+        Ok(())
+    }
+
+    async fn progress(&self, asset_id: Uuid, stage: Stage, fraction: f32) {
+        if let Err(error) = self.assets.set_stage(asset_id, stage, fraction).await {
+            tracing::debug!(%asset_id, %error, "cannot record progress");
+        }
+    }
+}
+
+async fn insert_chunks(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    asset: &crate::assets::AssetRow,
+    ids: &[Uuid],
+    chunks: &[Chunk],
+) -> Result<(), JobError> {
+    let to_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let to_i32 = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let indexes: Vec<i32> = chunks.iter().map(|c| to_i32(c.index)).collect();
+    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    let starts: Vec<i64> = chunks.iter().map(|c| to_i64(c.char_start)).collect();
+    let ends: Vec<i64> = chunks.iter().map(|c| to_i64(c.char_end)).collect();
+    // Heading paths differ in length per chunk, and PostgreSQL arrays must be rectangular,
+    // so each path travels as a JSON array.
+    let headings: Vec<String> = chunks
+        .iter()
+        .map(|c| serde_json::Value::from(c.headings.clone()).to_string())
+        .collect();
+    let tokens: Vec<i32> = chunks.iter().map(|c| to_i32(c.token_count)).collect();
+    sqlx::query(
+        "INSERT INTO worker.chunks (id, tenant_id, collection_id, asset_id, chunk_index, text, \
+             char_start, char_end, headings, token_count, tsv) \
+         SELECT u.id, $1, $2, $3, u.idx, u.text, u.cs, u.ce, \
+             ARRAY(SELECT jsonb_array_elements_text(u.headings::jsonb)), u.tokens, \
+             to_tsvector(c.text_search_config, u.text) \
+         FROM UNNEST($4::uuid[], $5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::int[]) \
+             AS u(id, idx, text, cs, ce, headings, tokens) \
+         CROSS JOIN (SELECT text_search_config FROM worker.collections WHERE id = $2) AS c",
+    )
+    .bind(asset.tenant_id)
+    .bind(asset.collection_id)
+    .bind(asset.id)
+    .bind(ids)
+    .bind(&indexes)
+    .bind(&texts)
+    .bind(&starts)
+    .bind(&ends)
+    .bind(&headings)
+    .bind(&tokens)
+    .execute(&mut **tx)
+    .await
+    .map_err(WorkerError::from)?;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! thinkbank's AiWorker: the internal gRPC service that owns knowledge — assets, chunks,
+//! embeddings, search and answers — on PostgreSQL with pgvector.
+//!
+//! `run` serves health and reflection at once and reports NOT_SERVING until the database,
+//! migrations and embedding model are ready; only then does it report SERVING.
+
+pub mod assets;
+pub mod chat;
+pub mod config;
+pub mod db;
+pub mod embed;
+pub mod error;
+pub mod grpc;
+pub mod ingest;
+pub mod search;
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use thinkbank_proto::v1::ai_worker_server::AiWorkerServer;
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_stream::{StreamExt as _, wrappers::TcpListenerStream};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use config::Config;
+
+use crate::{
+    assets::Assets,
+    embed::LocalEmbedder,
+    grpc::AiWorkerService,
+    ingest::{chunker::ChunkSettings, objects::Objects, runner::Runner},
+};
+
+/// The tenant every call acts for until authentication exists.
+pub const DEFAULT_TENANT_ID: Uuid = Uuid::from_u128(1);
+/// The collection uploads go to when none is named.
+pub const DEFAULT_COLLECTION_ID: Uuid = Uuid::from_u128(1);
+/// How often the database is probed for the health status.
+const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Everything a request handler needs, built once at start-up.
+#[derive(Debug)]
+pub struct State {
+    pub pool: PgPool,
+    pub assets: Assets,
+    pub objects: Objects,
+    pub embedder: LocalEmbedder,
+    pub max_asset_bytes: usize,
+    /// Wakes the ingestion loops when this process queues work.
+    pub wake: Arc<Notify>,
+}
+
+/// Serves the worker on `listener` until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_not_serving::<AiWorkerServer<AiWorkerService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(thinkbank_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("cannot build the reflection service")?;
+
+    let cell: Arc<OnceLock<Arc<State>>> = Arc::new(OnceLock::new());
+    // Room for the largest asset plus the message envelope.
+    let max_message = config.max_asset_bytes + 1024 * 1024;
+    let ai_worker = AiWorkerServer::new(AiWorkerService::new(cell.clone()))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
+
+    let local_addr = listener
+        .local_addr()
+        .context("listener has no local address")?;
+    // Streamed tokens must leave at once, not wait for Nagle.
+    let incoming = TcpListenerStream::new(listener).map(|stream| {
+        stream.inspect(|s| {
+            if let Err(error) = s.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        })
+    });
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(ai_worker)
+            .serve_with_incoming_shutdown(incoming, server_shutdown.cancelled_owned()),
+    );
+    tracing::info!(%local_addr, "worker listening (NOT_SERVING until ready)");
+
+    let state = tokio::select! {
+        () = shutdown.cancelled() => return Ok(()),
+        state = initialise(&config) => state?,
+    };
+    let state = Arc::new(state);
+    let _ = cell.set(state.clone());
+
+    let runner = Runner {
+        pool: state.pool.clone(),
+        assets: state.assets.clone(),
+        objects: state.objects.clone(),
+        embedder: state.embedder.clone(),
+        chunking: ChunkSettings {
+            max_tokens: config
+                .chunk_tokens
+                .min(state.embedder.info().max_tokens - 2),
+            overlap_tokens: config.chunk_overlap_tokens,
+        },
+        worker_id: format!("{}-{}", local_addr, Uuid::new_v4()),
+        lease: config.ingest_lease,
+        max_attempts: config.ingest_max_attempts.max(1),
+        wake: state.wake.clone(),
+    };
+    let runner_task = tokio::spawn(runner.run(config.ingest_concurrency, shutdown.clone()));
+    health
+        .set_serving::<AiWorkerServer<AiWorkerService>>()
+        .await;
+    tracing::info!(%local_addr, model = %state.embedder.info().name, "worker ready (SERVING)");
+
+    let probe = tokio::spawn(probe_database(
+        state.pool.clone(),
+        health.clone(),
+        shutdown.clone(),
+    ));
+    shutdown.cancelled().await;
+    // Drain: tell load balancers first, then stop taking jobs and let in-flight calls finish.
+    health
+        .set_not_serving::<AiWorkerServer<AiWorkerService>>()
+        .await;
+    let _ = probe.await;
+    let _ = runner_task.await;
+    server
+        .await
+        .context("server task panicked")?
+        .context("gRPC server failed")?;
+    state.pool.close().await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+async fn initialise(config: &Config) -> anyhow::Result<State> {
+    let pool =
+        db::connect_and_migrate(&config.database_url, config.database_max_connections).await?;
+    let dir = config.embed_model_dir.clone();
+    let embedder = tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir))
+        .await
+        .context("model loading task panicked")?
+        .with_context(|| {
+            format!(
+                "cannot load the embedding model from {} (set THINKBANK_EMBED_MODEL_DIR)",
+                config.embed_model_dir.display()
+            )
+        })?;
+    db::ensure_vector_index(&pool, embedder.info())
+        .await
+        .context("cannot create the vector index")?;
+    let objects = Objects::local(&config.object_store_dir).with_context(|| {
+        format!(
+            "cannot open the object store at {}",
+            config.object_store_dir.display()
+        )
+    })?;
+    Ok(State {
+        assets: Assets::new(pool.clone()),
+        pool,
+        objects,
+        embedder,
+        max_asset_bytes: config.max_asset_bytes,
+        wake: Arc::new(Notify::new()),
+    })
+}
+
+/// Keeps the health status in step with the database: NOT_SERVING while it is unreachable.
+async fn probe_database(
+    pool: PgPool,
+    health: tonic_health::server::HealthReporter,
+    shutdown: CancellationToken,
+) {
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(HEALTH_PROBE_INTERVAL) => {}
+        }
+        let ok = sqlx::query("SELECT 1").execute(&pool).await.is_ok();
+        if ok != serving {
+            serving = ok;
+            if ok {
+                tracing::info!("database reachable again; SERVING");
+                health
+                    .set_serving::<AiWorkerServer<AiWorkerService>>()
+                    .await;
+            } else {
+                tracing::warn!("database unreachable; NOT_SERVING");
+                health
+                    .set_not_serving::<AiWorkerServer<AiWorkerService>>()
+                    .await;
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! `thinkbank-ai-worker`: reads configuration and runs the worker until SIGINT/SIGTERM.
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use thinkbank_ai_worker::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    thinkbank_common::logging::init();
+    let config = Config::parse();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let shutdown = thinkbank_common::shutdown::on_signal();
+    thinkbank_ai_worker::run(config, listener, shutdown).await
+}
