@@ -1,6 +1,7 @@
 //! The local embedder reproduces sentence-transformers (PyTorch) to 1e-5, including
 //! truncation of long input. The reference vectors were generated once by
 //! `fixtures/generate_minilm_fixture.py` and are committed.
+#![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
 
 use thinkbank_ai_worker::embed::LocalEmbedder;
 

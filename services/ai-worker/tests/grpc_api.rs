@@ -1,5 +1,6 @@
 //! The AiWorker gRPC API against a real PostgreSQL (a fresh database per test) and the real
 //! server on 127.0.0.1:0.
+#![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
 
 use thinkbank_proto::v1::{self as pb, chat_stream_response::Event};
 use thinkbank_testkit::{TestDatabase, spawn_worker};

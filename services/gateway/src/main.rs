@@ -1,1 +1,16 @@
-fn main() {}
+//! `thinkbank-gateway`: reads configuration and serves HTTP until SIGINT/SIGTERM.
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use thinkbank_gateway::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    thinkbank_common::logging::init();
+    let config = Config::parse();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let shutdown = thinkbank_common::shutdown::on_signal();
+    thinkbank_gateway::run(config, listener, shutdown).await
+}

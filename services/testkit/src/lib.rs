@@ -6,6 +6,10 @@
     reason = "test set-up fails loudly with a message"
 )]
 
+mod gateway;
+
+pub use gateway::{GatewayHandle, SseEvent, read_sse, spawn_gateway, spawn_gateway_with};
+
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use sqlx::{Connection, PgConnection};

@@ -1,0 +1,255 @@
+//! `/api/v1/assets`: upload (multipart), list, get, delete, and live progress as SSE.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    Json,
+    extract::{Multipart, Path, Query, State, multipart::MultipartError},
+    http::{HeaderValue, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use thinkbank_common::ErrorCode;
+use thinkbank_proto::v1 as pb;
+
+use crate::{
+    error::{ApiError, ApiResult},
+    state::AppState,
+    views::{self, AssetView},
+};
+
+#[derive(Debug, Serialize)]
+pub struct UploadResponse {
+    pub asset: AssetView,
+    /// True when the same bytes already existed: `asset` is the existing one.
+    pub deduplicated: bool,
+}
+
+#[derive(Debug, Default)]
+struct UploadForm {
+    file: Option<(String, String, Bytes)>,
+    collection_id: String,
+    external_id: String,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    wait: bool,
+}
+
+fn multipart_error(error: MultipartError) -> ApiError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(ErrorCode::PayloadTooLarge, "upload exceeds the size limit")
+    } else {
+        ApiError::invalid(format!("malformed multipart body: {}", error.body_text()))
+    }
+}
+
+async fn read_form(mut multipart: Multipart) -> ApiResult<UploadForm> {
+    let mut form = UploadForm::default();
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" => {
+                let filename = field.file_name().unwrap_or_default().to_owned();
+                let content_type = field.content_type().unwrap_or_default().to_owned();
+                let bytes = field.bytes().await.map_err(multipart_error)?;
+                form.file = Some((filename, content_type, bytes));
+            }
+            "collection_id" => form.collection_id = field.text().await.map_err(multipart_error)?,
+            "external_id" => form.external_id = field.text().await.map_err(multipart_error)?,
+            "metadata" => {
+                let text = field.text().await.map_err(multipart_error)?;
+                let value: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| ApiError::invalid(format!("metadata is not valid JSON: {e}")))?;
+                let serde_json::Value::Object(map) = value else {
+                    return Err(ApiError::invalid("metadata must be a JSON object"));
+                };
+                form.metadata = Some(map);
+            }
+            "wait" => {
+                let text = field.text().await.map_err(multipart_error)?;
+                form.wait = match text.trim() {
+                    "true" | "1" => true,
+                    "false" | "0" | "" => false,
+                    other => {
+                        return Err(ApiError::invalid(format!(
+                            "wait must be true or false, got '{other}'"
+                        )));
+                    }
+                };
+            }
+            other => return Err(ApiError::invalid(format!("unknown form field '{other}'"))),
+        }
+    }
+    Ok(form)
+}
+
+/// `POST /api/v1/assets` — multipart with a `file` part; optional `collection_id`,
+/// `external_id`, `metadata` (JSON object) and `wait` (`true` waits until ready or failed).
+pub async fn upload(State(state): State<AppState>, multipart: Multipart) -> ApiResult<Response> {
+    let form = read_form(multipart).await?;
+    let Some((filename, content_type, content)) = form.file else {
+        return Err(ApiError::invalid("the multipart body needs a 'file' part"));
+    };
+    if content.is_empty() {
+        return Err(ApiError::invalid("the uploaded file is empty"));
+    }
+    let timeout = if form.wait {
+        Duration::from_secs(state.config.ingest_wait_timeout_secs)
+    } else {
+        state.config.worker_timeout()
+    };
+    let message = pb::ProcessAssetRequest {
+        collection_id: form.collection_id,
+        filename,
+        declared_media_type: content_type,
+        content,
+        external_id: form.external_id,
+        metadata: form.metadata.as_ref().map(views::json_struct),
+        wait: form.wait,
+    };
+    let response = state
+        .worker
+        .clone()
+        .process_asset(state.request(message, timeout))
+        .await?
+        .into_inner();
+    let asset = response
+        .asset
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "worker returned no asset"))?;
+    let location = format!("/api/v1/assets/{}", asset.id);
+    let status = if response.deduplicated {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut http = (
+        status,
+        Json(UploadResponse {
+            asset: views::asset(asset),
+            deduplicated: response.deduplicated,
+        }),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        http.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(http)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    collection_id: Option<String>,
+    status: Option<String>,
+    page_size: Option<u32>,
+    page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListResponse {
+    pub assets: Vec<AssetView>,
+    pub next_page_token: Option<String>,
+}
+
+/// `GET /api/v1/assets?status=ready&page_size=50&page_token=…`
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<ListResponse>> {
+    let Query(params) = query?;
+    let status = match params.status.as_deref() {
+        None | Some("") => pb::AssetStatus::Unspecified,
+        Some(name) => views::status_from_name(name).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "unknown status '{name}': use queued, processing, ready, failed or cancelled"
+            ))
+        })?,
+    };
+    let message = pb::ListAssetsRequest {
+        collection_id: params.collection_id.unwrap_or_default(),
+        status: status as i32,
+        page_size: params.page_size.unwrap_or(0),
+        page_token: params.page_token.unwrap_or_default(),
+    };
+    let response = state
+        .worker
+        .clone()
+        .list_assets(state.request(message, state.config.worker_timeout()))
+        .await?
+        .into_inner();
+    Ok(Json(ListResponse {
+        assets: response.assets.into_iter().map(views::asset).collect(),
+        next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
+    }))
+}
+
+/// `GET /api/v1/assets/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AssetView>> {
+    let asset = state
+        .worker
+        .clone()
+        .get_asset(state.request(pb::GetAssetRequest { id }, state.config.worker_timeout()))
+        .await?
+        .into_inner();
+    Ok(Json(views::asset(asset)))
+}
+
+/// `DELETE /api/v1/assets/{id}` — 204 on success.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .worker
+        .clone()
+        .delete_asset(state.request(pb::DeleteAssetRequest { id }, state.config.worker_timeout()))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/assets/{id}/events` — SSE: one `asset` event per progress change, then `done`.
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    // No deadline: the stream ends by itself when the asset reaches a final status.
+    let mut request = tonic::Request::new(pb::WatchAssetRequest { id });
+    let request_id = crate::error::current_request_id();
+    if let Ok(value) = request_id.parse() {
+        request.metadata_mut().insert("x-request-id", value);
+    }
+    let stream = state
+        .worker
+        .clone()
+        .watch_asset(request)
+        .await?
+        .into_inner();
+    let mut next_id = 0u64;
+    let events = stream
+        .map(move |message| {
+            next_id += 1;
+            let event = match message {
+                Ok(update) => Event::default()
+                    .event("asset")
+                    .json_data(update.asset.map(views::asset))
+                    .unwrap_or_default(),
+                Err(status) => Event::default()
+                    .event("error")
+                    .json_data(ApiError::from(status).body())
+                    .unwrap_or_default(),
+            };
+            Ok::<_, Infallible>(event.id(next_id.to_string()))
+        })
+        .chain(futures::stream::once(async {
+            Ok(Event::default().event("done").data("{}"))
+        }));
+    let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat)))
+}

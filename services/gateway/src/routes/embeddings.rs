@@ -1,0 +1,123 @@
+//! `POST /v1/embeddings`: OpenAI-compatible, so existing OpenAI SDKs work unchanged.
+//! Supports `encoding_format` "float" and "base64" (the official Python SDK asks for base64).
+
+use axum::{Json, extract::State};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use thinkbank_proto::v1 as pb;
+
+use super::ApiJson;
+use crate::{
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Input {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EmbeddingsRequest {
+    pub input: Input,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub encoding_format: Option<String>,
+    /// Only the model's native size is supported.
+    #[serde(default)]
+    pub dimensions: Option<u32>,
+    /// Accepted for compatibility and ignored.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmbeddingsResponse {
+    pub object: &'static str,
+    pub data: Vec<EmbeddingItem>,
+    pub model: String,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmbeddingItem {
+    pub object: &'static str,
+    pub index: usize,
+    pub embedding: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub total_tokens: u32,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EmbeddingsRequest>,
+) -> ApiResult<Json<EmbeddingsResponse>> {
+    let texts = match body.input {
+        Input::One(text) => vec![text],
+        Input::Many(texts) => texts,
+    };
+    if texts.is_empty() {
+        return Err(ApiError::invalid("input must not be an empty list"));
+    }
+    let base64 = match body.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "encoding_format must be 'float' or 'base64', got '{other}'"
+            )));
+        }
+    };
+    let message = pb::GetEmbeddingRequest {
+        texts,
+        model: body.model.unwrap_or_default(),
+        strict: false,
+    };
+    let response = state
+        .worker
+        .clone()
+        .get_embedding(state.request(message, state.config.worker_timeout()))
+        .await?
+        .into_inner();
+    if let Some(dimensions) = body.dimensions
+        && dimensions != response.dimensions
+    {
+        return Err(ApiError::invalid(format!(
+            "dimensions {dimensions} is not supported by {}; it produces {} dimensions",
+            response.model, response.dimensions
+        )));
+    }
+    let data = response
+        .embeddings
+        .into_iter()
+        .enumerate()
+        .map(|(index, e)| EmbeddingItem {
+            object: "embedding",
+            index,
+            embedding: if base64 {
+                let bytes: Vec<u8> = e.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                base64::engine::general_purpose::STANDARD
+                    .encode(bytes)
+                    .into()
+            } else {
+                e.values.into()
+            },
+        })
+        .collect();
+    Ok(Json(EmbeddingsResponse {
+        object: "list",
+        data,
+        model: response.model,
+        usage: Usage {
+            prompt_tokens: response.total_tokens,
+            total_tokens: response.total_tokens,
+        },
+    }))
+}

@@ -1,0 +1,106 @@
+//! `/healthz` (the process is alive) and `/readyz` (its hard dependencies answer).
+
+use std::time::{Duration, Instant};
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use serde::Serialize;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+use crate::state::AppState;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    status: &'static str,
+    latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Readiness {
+    status: &'static str,
+    checks: std::collections::BTreeMap<&'static str, Check>,
+}
+
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let (worker, database) = tokio::join!(check_worker(&state), check_database(&state));
+    let mut checks = std::collections::BTreeMap::new();
+    checks.insert("worker", worker);
+    if let Some(database) = database {
+        checks.insert("database", database);
+    }
+    let ready = checks.values().all(|c| c.status == "ok");
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        checks,
+    };
+    (status, Json(body))
+}
+
+async fn check_worker(state: &AppState) -> Check {
+    let started = Instant::now();
+    let mut client = state.health.clone();
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: "thinkbank.v1.AiWorker".into(),
+    });
+    request.set_timeout(CHECK_TIMEOUT);
+    let result = tokio::time::timeout(CHECK_TIMEOUT, client.check(request)).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => Check {
+            status: "ok",
+            latency_ms,
+            error: None,
+        },
+        Ok(Ok(response)) => Check {
+            status: "failing",
+            latency_ms,
+            error: Some(format!("worker reports {:?}", response.get_ref().status())),
+        },
+        Ok(Err(status)) => Check {
+            status: "failing",
+            latency_ms,
+            error: Some(format!("{:?}: {}", status.code(), status.message())),
+        },
+        Err(_) => Check {
+            status: "failing",
+            latency_ms,
+            error: Some("timed out".into()),
+        },
+    }
+}
+
+async fn check_database(state: &AppState) -> Option<Check> {
+    let pool = state.database.as_ref()?;
+    let started = Instant::now();
+    let result = tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(pool)).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Some(match result {
+        Ok(Ok(_)) => Check {
+            status: "ok",
+            latency_ms,
+            error: None,
+        },
+        Ok(Err(error)) => Check {
+            status: "failing",
+            latency_ms,
+            error: Some(error.to_string()),
+        },
+        Err(_) => Check {
+            status: "failing",
+            latency_ms,
+            error: Some("timed out".into()),
+        },
+    })
+}

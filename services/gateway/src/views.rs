@@ -1,0 +1,178 @@
+//! JSON views of `thinkbank.v1` messages, as the REST API and SSE events present them.
+//! Enum values are lower-case words ("ready", "vector"), timestamps RFC 3339.
+
+use serde::Serialize;
+use thinkbank_proto::v1 as pb;
+
+#[derive(Debug, Serialize)]
+pub struct AssetView {
+    pub id: String,
+    pub collection_id: String,
+    pub filename: String,
+    pub media_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub status: &'static str,
+    pub stage: &'static str,
+    pub progress: f32,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub chunk_count: u32,
+    pub external_id: Option<String>,
+    pub metadata: serde_json::Value,
+    pub embedding_model: String,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+pub fn asset(asset: pb::Asset) -> AssetView {
+    AssetView {
+        status: status_name(asset.status()),
+        stage: stage_name(asset.stage()),
+        id: asset.id,
+        collection_id: asset.collection_id,
+        filename: asset.filename,
+        media_type: asset.media_type,
+        size_bytes: asset.size_bytes,
+        sha256: asset.sha256,
+        progress: asset.progress,
+        attempts: asset.attempts,
+        error: Some(asset.error).filter(|e| !e.is_empty()),
+        chunk_count: asset.chunk_count,
+        external_id: Some(asset.external_id).filter(|e| !e.is_empty()),
+        metadata: struct_json(asset.metadata),
+        embedding_model: asset.embedding_model,
+        created_at: asset.created_at.map(rfc3339),
+        updated_at: asset.updated_at.map(rfc3339),
+    }
+}
+
+pub fn status_name(status: pb::AssetStatus) -> &'static str {
+    match status {
+        pb::AssetStatus::Unspecified => "unspecified",
+        pb::AssetStatus::Queued => "queued",
+        pb::AssetStatus::Processing => "processing",
+        pb::AssetStatus::Ready => "ready",
+        pb::AssetStatus::Failed => "failed",
+        pb::AssetStatus::Cancelled => "cancelled",
+    }
+}
+
+pub fn status_from_name(name: &str) -> Option<pb::AssetStatus> {
+    [
+        pb::AssetStatus::Queued,
+        pb::AssetStatus::Processing,
+        pb::AssetStatus::Ready,
+        pb::AssetStatus::Failed,
+        pb::AssetStatus::Cancelled,
+    ]
+    .into_iter()
+    .find(|s| status_name(*s) == name)
+}
+
+fn stage_name(stage: pb::IngestStage) -> &'static str {
+    match stage {
+        pb::IngestStage::Unspecified => "unspecified",
+        pb::IngestStage::Queued => "queued",
+        pb::IngestStage::Reading => "reading",
+        pb::IngestStage::Parsing => "parsing",
+        pb::IngestStage::Chunking => "chunking",
+        pb::IngestStage::Embedding => "embedding",
+        pb::IngestStage::Indexing => "indexing",
+        pb::IngestStage::Ready => "ready",
+        pb::IngestStage::Failed => "failed",
+        pb::IngestStage::Cancelled => "cancelled",
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PositionView {
+    pub chunk_index: u32,
+    pub char_start: u64,
+    pub char_end: u64,
+    pub headings: Vec<String>,
+    pub page: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HitView {
+    pub chunk_id: String,
+    pub asset_id: String,
+    pub collection_id: String,
+    pub filename: String,
+    pub text: String,
+    pub score: f32,
+    pub position: Option<PositionView>,
+}
+
+pub fn hit(hit: pb::SearchHit) -> HitView {
+    HitView {
+        chunk_id: hit.chunk_id,
+        asset_id: hit.asset_id,
+        collection_id: hit.collection_id,
+        filename: hit.filename,
+        text: hit.text,
+        score: hit.score,
+        position: hit.position.map(|p| PositionView {
+            chunk_index: p.chunk_index,
+            char_start: p.char_start,
+            char_end: p.char_end,
+            headings: p.headings,
+            page: Some(p.page).filter(|&n| n > 0),
+        }),
+    }
+}
+
+fn rfc3339(ts: prost_types::Timestamp) -> String {
+    let nanos = u32::try_from(ts.nanos).unwrap_or(0);
+    chrono::DateTime::from_timestamp(ts.seconds, nanos)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn struct_json(value: Option<prost_types::Struct>) -> serde_json::Value {
+    use prost_types::value::Kind;
+    fn convert(value: prost_types::Value) -> serde_json::Value {
+        match value.kind {
+            None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+            Some(Kind::BoolValue(b)) => b.into(),
+            Some(Kind::NumberValue(n)) => {
+                serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into)
+            }
+            Some(Kind::StringValue(s)) => s.into(),
+            Some(Kind::ListValue(l)) => {
+                serde_json::Value::Array(l.values.into_iter().map(convert).collect())
+            }
+            Some(Kind::StructValue(s)) => struct_json(Some(s)),
+        }
+    }
+    serde_json::Value::Object(
+        value
+            .map(|s| s.fields)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, convert(v)))
+            .collect(),
+    )
+}
+
+/// JSON object → `google.protobuf.Struct`.
+pub fn json_struct(value: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    use prost_types::value::Kind;
+    fn convert(value: &serde_json::Value) -> prost_types::Value {
+        let kind = match value {
+            serde_json::Value::Null => Kind::NullValue(0),
+            serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+            serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+            serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+            serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+                values: items.iter().map(convert).collect(),
+            }),
+            serde_json::Value::Object(map) => Kind::StructValue(json_struct(map)),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+    prost_types::Struct {
+        fields: value.iter().map(|(k, v)| (k.clone(), convert(v))).collect(),
+    }
+}
