@@ -65,10 +65,16 @@ pub async fn run(
     health
         .set_not_serving::<AiWorkerServer<AiWorkerService>>()
         .await;
+    // Both reflection versions: grpcurl ≤ 1.8 and many generated tools still speak v1alpha.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(thinkbank_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
+        .context("cannot build the reflection service")?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(thinkbank_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
         .context("cannot build the reflection service")?;
 
     let cell: Arc<OnceLock<Arc<State>>> = Arc::new(OnceLock::new());
@@ -94,6 +100,7 @@ pub async fn run(
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(ai_worker)
             .serve_with_incoming_shutdown(incoming, server_shutdown.cancelled_owned()),
     );
