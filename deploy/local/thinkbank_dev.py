@@ -212,7 +212,47 @@ def setup(with_test: bool, quiet: bool = False) -> Tools:
         return _setup_locked(with_test, quiet)
 
 
+# Programs the worker runs to read PDFs and images (Debian package names). The worker finds
+# them on PATH; THINKBANK_PDFTOTEXT / _PDFTOPPM / _TESSERACT override.
+SYSTEM_PACKAGES = {
+    "pdftotext": "poppler-utils",
+    "pdftoppm": "poppler-utils",
+    "tesseract": "tesseract-ocr",
+}
+# Tesseract's English model lives in its own package with no program to probe for.
+SYSTEM_EXTRA_PACKAGES = ["tesseract-ocr-eng"]
+
+
+def ensure_system_packages() -> None:
+    """Install poppler-utils and Tesseract with apt when a program is missing.
+
+    Needs root (as in CI and containers) or passwordless sudo; otherwise says what to install.
+    """
+    missing = sorted({pkg for prog, pkg in SYSTEM_PACKAGES.items() if shutil.which(prog) is None})
+    if not missing:
+        return
+    packages = missing + SYSTEM_EXTRA_PACKAGES
+    if os.geteuid() == 0:
+        prefix: List[str] = []
+    elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
+        prefix = ["sudo", "-n"]
+    else:
+        raise LauncherError(
+            "missing system programs for PDF and image ingestion; install them with:\n"
+            f"  sudo apt-get install -y {' '.join(packages)}"
+        )
+    if shutil.which("apt-get") is None:
+        raise LauncherError(f"missing system packages {packages} and no apt-get to install them")
+    log(f"installing {' '.join(packages)} with apt-get ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]):
+        res = subprocess.run(prefix + cmd, env=env, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise LauncherError(f"{' '.join(cmd)} failed:\n{res.stderr.strip()[-2000:]}")
+
+
 def _setup_locked(with_test: bool, quiet: bool) -> Tools:
+    ensure_system_packages()
     ensure_venv()
     stamp = read_stamp()
     wanted = {"base": file_hash(REQUIREMENTS["base"])}

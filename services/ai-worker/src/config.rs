@@ -61,6 +61,9 @@ pub struct Config {
     /// Tokens shared by consecutive chunks.
     #[arg(long, env = "THINKBANK_CHUNK_OVERLAP_TOKENS", default_value_t = 32)]
     pub chunk_overlap_tokens: usize,
+
+    #[command(flatten)]
+    pub parsing: crate::ingest::parse::ParseSettings,
 }
 
 /// Parses "250ms", "30s", "5m", "1h" or a bare number of seconds.
@@ -86,7 +89,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{Config, parse_duration};
+    use clap::Parser as _;
+
+    #[test]
+    fn parser_defaults_match_the_documented_defaults() {
+        let config = Config::try_parse_from([
+            "thinkbank-ai-worker",
+            "--database-url",
+            "postgres://x",
+            "--embed-model-dir",
+            "/m",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.parsing,
+            crate::ingest::parse::ParseSettings::default()
+        );
+    }
     use std::time::Duration;
 
     #[test]

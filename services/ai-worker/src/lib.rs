@@ -124,6 +124,7 @@ pub async fn run(
                 .min(state.embedder.info().max_tokens - 2),
             overlap_tokens: config.chunk_overlap_tokens,
         },
+        parsing: config.parsing.clone(),
         worker_id: format!("{}-{}", local_addr, Uuid::new_v4()),
         lease: config.ingest_lease,
         max_attempts: config.ingest_max_attempts.max(1),

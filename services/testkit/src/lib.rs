@@ -164,6 +164,7 @@ pub fn worker_config(
         max_asset_bytes: 10 * 1024 * 1024,
         chunk_tokens: 200,
         chunk_overlap_tokens: 32,
+        parsing: thinkbank_ai_worker::ingest::parse::ParseSettings::default(),
     }
 }
 

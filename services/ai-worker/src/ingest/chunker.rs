@@ -6,7 +6,10 @@
 use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 
-use super::sniff::Format;
+use super::parse::Parsed;
+
+/// What separates two segments (pages) in the document text that offsets refer to.
+const SEGMENT_SEPARATOR: &str = "\n\n";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
@@ -17,8 +20,15 @@ pub struct Chunk {
     pub char_end: usize,
     /// Heading path in force where the chunk starts, outermost first.
     pub headings: Vec<String>,
+    /// 1-based page for paged formats.
+    pub page: Option<u32>,
     /// Model tokens in the chunk, special tokens excluded.
     pub token_count: usize,
+}
+
+enum Splitter<'t> {
+    Markdown(MarkdownSplitter<&'t Tokenizer>),
+    Text(TextSplitter<&'t Tokenizer>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -28,10 +38,11 @@ pub struct ChunkSettings {
     pub overlap_tokens: usize,
 }
 
-/// Splits `text` into chunks of at most `settings.max_tokens` tokens.
+/// Splits a parsed document into chunks of at most `settings.max_tokens` tokens. Segments
+/// (pages) are split separately so a chunk never spans two pages; offsets and headings refer
+/// to the whole document text (segments joined by a blank line).
 pub fn split(
-    text: &str,
-    format: Format,
+    parsed: &Parsed,
     tokenizer: &Tokenizer,
     settings: ChunkSettings,
 ) -> Result<Vec<Chunk>, String> {
@@ -40,41 +51,63 @@ pub fn split(
         .with_sizer(tokenizer)
         .with_overlap(overlap)
         .map_err(|e| format!("invalid chunk settings: {e}"))?;
-    let pieces: Vec<(usize, &str)> = match format {
-        Format::Markdown => MarkdownSplitter::new(config).chunk_indices(text).collect(),
-        Format::PlainText => TextSplitter::new(config).chunk_indices(text).collect(),
+    // One splitter for the whole document: Markdown-aware only when the parser produced
+    // Markdown.
+    let splitter = if parsed.markdown {
+        Splitter::Markdown(MarkdownSplitter::new(config))
+    } else {
+        Splitter::Text(TextSplitter::new(config))
     };
-    let headings = match format {
-        Format::Markdown => markdown_headings(text),
-        Format::PlainText => Vec::new(),
+    let full_text = parsed
+        .segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(SEGMENT_SEPARATOR);
+    let headings = if parsed.markdown {
+        markdown_headings(&full_text)
+    } else {
+        Vec::new()
     };
-    let mut chunks = Vec::with_capacity(pieces.len());
-    let mut chars_before = 0usize;
-    let mut last_byte = 0usize;
-    for (byte_start, piece) in pieces {
-        if piece.trim().is_empty() {
-            continue;
+
+    let mut chunks = Vec::new();
+    let mut segment_start = 0usize; // byte offset of the segment in `full_text`
+    let mut segment_start_chars = 0usize;
+    for segment in &parsed.segments {
+        let text = segment.text.as_str();
+        let pieces: Vec<(usize, &str)> = match &splitter {
+            Splitter::Markdown(s) => s.chunk_indices(text).collect(),
+            Splitter::Text(s) => s.chunk_indices(text).collect(),
+        };
+        // Pieces come in order (overlap may step back a little): count characters from the
+        // previous piece's start instead of from the segment start every time.
+        let (mut last_byte, mut last_chars) = (0usize, 0usize);
+        for (byte_start, piece) in pieces {
+            if piece.trim().is_empty() {
+                continue;
+            }
+            last_chars = if byte_start >= last_byte {
+                last_chars + text[last_byte..byte_start].chars().count()
+            } else {
+                text[..byte_start].chars().count()
+            };
+            last_byte = byte_start;
+            let char_start = segment_start_chars + last_chars;
+            chunks.push(Chunk {
+                index: chunks.len(),
+                text: piece.to_owned(),
+                char_start,
+                char_end: char_start + piece.chars().count(),
+                headings: heading_path_at(&headings, segment_start + byte_start),
+                page: segment.page,
+                token_count: tokenizer
+                    .encode(piece, false)
+                    .map_err(|e| format!("tokenizer: {e}"))?
+                    .len(),
+            });
         }
-        // Offsets only grow (overlap may step back a little), so count characters
-        // incrementally from the last known point where possible.
-        if byte_start >= last_byte {
-            chars_before += text[last_byte..byte_start].chars().count();
-        } else {
-            chars_before = text[..byte_start].chars().count();
-        }
-        last_byte = byte_start;
-        let char_len = piece.chars().count();
-        chunks.push(Chunk {
-            index: chunks.len(),
-            text: piece.to_owned(),
-            char_start: chars_before,
-            char_end: chars_before + char_len,
-            headings: heading_path_at(&headings, byte_start),
-            token_count: tokenizer
-                .encode(piece, false)
-                .map_err(|e| format!("tokenizer: {e}"))?
-                .len(),
-        });
+        segment_start += text.len() + SEGMENT_SEPARATOR.len();
+        segment_start_chars += text.chars().count() + SEGMENT_SEPARATOR.chars().count();
     }
     Ok(chunks)
 }

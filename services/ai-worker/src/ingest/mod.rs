@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod chunker;
 pub mod objects;
+pub mod parse;
 pub mod queue;
 pub mod runner;
 pub mod sniff;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{
     chunker::{self, Chunk, ChunkSettings},
     objects::Objects,
+    parse::{self, ParseError, ParseSettings, ToolError},
     queue::{self, ClaimedJob},
     sniff::Format,
 };
@@ -33,6 +34,7 @@ pub struct Runner {
     pub objects: Objects,
     pub embedder: LocalEmbedder,
     pub chunking: ChunkSettings,
+    pub parsing: ParseSettings,
     pub worker_id: String,
     pub lease: Duration,
     pub max_attempts: i32,
@@ -141,14 +143,23 @@ impl Runner {
         let format = Format::from_media_type(&asset.media_type).ok_or_else(|| {
             JobError::Permanent(format!("unsupported media type '{}'", asset.media_type))
         })?;
-        let text = String::from_utf8(bytes.to_vec())
-            .map_err(|e| JobError::Permanent(format!("content is not valid UTF-8: {e}")))?;
+        let parsed =
+            parse::parse(format, bytes, &self.parsing)
+                .await
+                .map_err(|error| match error {
+                    ParseError::Invalid(reason) => JobError::Permanent(reason),
+                    // Retrying cannot install a missing program; say what is missing.
+                    ParseError::Tool(missing @ ToolError::Missing { .. }) => {
+                        JobError::Permanent(missing.to_string())
+                    }
+                    ParseError::Tool(other) => JobError::Transient(other.to_string()),
+                })?;
 
         self.progress(job.asset_id, Stage::Chunking, 0.2).await;
         let embedder = self.embedder.clone();
         let settings = self.chunking;
-        let chunks = tokio::task::spawn_blocking(move || {
-            chunker::split(&text, format, embedder.tokenizer(), settings)
+        let (parsed, chunks) = tokio::task::spawn_blocking(move || {
+            chunker::split(&parsed, embedder.tokenizer(), settings).map(|chunks| (parsed, chunks))
         })
         .await
         .map_err(|e| JobError::Transient(format!("chunking task failed: {e}")))?
@@ -162,7 +173,7 @@ impl Runner {
         let vectors = self.embed_chunks(job.asset_id, &chunks).await?;
 
         self.progress(job.asset_id, Stage::Indexing, 0.95).await;
-        self.commit(job, &asset.embedding_model, &chunks, vectors)
+        self.commit(job, &asset.embedding_model, &chunks, vectors, parsed.info)
             .await?;
         Ok(chunks.len())
     }
@@ -198,6 +209,7 @@ impl Runner {
         model: &str,
         chunks: &[Chunk],
         vectors: Vec<Vector>,
+        document_info: serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), JobError> {
         let asset = self.assets.get(job.tenant_id, job.asset_id).await?;
         let mut tx = self.pool.begin().await.map_err(WorkerError::from)?;
@@ -224,6 +236,17 @@ impl Runner {
         .execute(&mut *tx)
         .await
         .map_err(WorkerError::from)?;
+        if !document_info.is_empty() {
+            sqlx::query(
+                "UPDATE worker.assets SET metadata = metadata || jsonb_build_object('document', $2::jsonb) \
+                 WHERE id = $1",
+            )
+            .bind(job.asset_id)
+            .bind(serde_json::Value::Object(document_info))
+            .execute(&mut *tx)
+            .await
+            .map_err(WorkerError::from)?;
+        }
         Assets::mark_ready(&mut tx, job.asset_id, chunks.len()).await?;
         if !queue::complete(&mut tx, job.asset_id, &self.worker_id).await? {
             tx.rollback().await.map_err(WorkerError::from)?;
@@ -260,15 +283,19 @@ async fn insert_chunks(
         .iter()
         .map(|c| serde_json::Value::from(c.headings.clone()).to_string())
         .collect();
+    let pages: Vec<Option<i32>> = chunks
+        .iter()
+        .map(|c| c.page.and_then(|p| i32::try_from(p).ok()))
+        .collect();
     let tokens: Vec<i32> = chunks.iter().map(|c| to_i32(c.token_count)).collect();
     sqlx::query(
         "INSERT INTO worker.chunks (id, tenant_id, collection_id, asset_id, chunk_index, text, \
-             char_start, char_end, headings, token_count, tsv) \
+             char_start, char_end, headings, page, token_count, tsv) \
          SELECT u.id, $1, $2, $3, u.idx, u.text, u.cs, u.ce, \
-             ARRAY(SELECT jsonb_array_elements_text(u.headings::jsonb)), u.tokens, \
+             ARRAY(SELECT jsonb_array_elements_text(u.headings::jsonb)), u.page, u.tokens, \
              to_tsvector(c.text_search_config, u.text) \
-         FROM UNNEST($4::uuid[], $5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::int[]) \
-             AS u(id, idx, text, cs, ce, headings, tokens) \
+         FROM UNNEST($4::uuid[], $5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], \
+             $10::int[], $11::int[]) AS u(id, idx, text, cs, ce, headings, page, tokens) \
          CROSS JOIN (SELECT text_search_config FROM worker.collections WHERE id = $2) AS c",
     )
     .bind(asset.tenant_id)
@@ -280,6 +307,7 @@ async fn insert_chunks(
     .bind(&starts)
     .bind(&ends)
     .bind(&headings)
+    .bind(&pages)
     .bind(&tokens)
     .execute(&mut **tx)
     .await

@@ -1,78 +1,152 @@
 //! Detects an upload's format from its bytes. The client's file name and declared type are
-//! only hints used to tell Markdown from plain text; binary formats are recognised by magic.
+//! only hints used to tell Markdown and HTML from plain text; binary formats are recognised by
+//! their signatures, and a ZIP is only DOCX when it holds `word/document.xml`.
 
-/// Formats the worker can index today.
+use std::io::Cursor;
+
+/// Formats the worker can index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     PlainText,
     Markdown,
+    Html,
+    Pdf,
+    Docx,
+    Png,
+    Jpeg,
+    Gif,
+    Webp,
 }
+
+const DOCX_MEDIA_TYPE: &str =
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 
 impl Format {
     pub fn media_type(self) -> &'static str {
         match self {
             Self::PlainText => "text/plain",
             Self::Markdown => "text/markdown",
+            Self::Html => "text/html",
+            Self::Pdf => "application/pdf",
+            Self::Docx => DOCX_MEDIA_TYPE,
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::Gif => "image/gif",
+            Self::Webp => "image/webp",
         }
     }
 
     pub fn from_media_type(media_type: &str) -> Option<Self> {
-        match media_type {
-            "text/plain" => Some(Self::PlainText),
-            "text/markdown" => Some(Self::Markdown),
-            _ => None,
-        }
+        ALL.into_iter().find(|f| f.media_type() == media_type)
+    }
+
+    pub fn is_image(self) -> bool {
+        matches!(self, Self::Png | Self::Jpeg | Self::Gif | Self::Webp)
     }
 }
+
+const ALL: [Format; 9] = [
+    Format::PlainText,
+    Format::Markdown,
+    Format::Html,
+    Format::Pdf,
+    Format::Docx,
+    Format::Png,
+    Format::Jpeg,
+    Format::Gif,
+    Format::Webp,
+];
 
 /// Why bytes cannot be ingested; the message is shown to the uploader.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SniffError {
     #[error("the file is empty")]
     Empty,
-    #[error("unsupported media type '{0}' (supported: text/plain, text/markdown)")]
+    #[error(
+        "unsupported media type '{0}' (supported: text/plain, text/markdown, text/html, \
+         application/pdf, DOCX, image/png, image/jpeg, image/gif, image/webp)"
+    )]
     Unsupported(&'static str),
     #[error(
-        "the content is not valid UTF-8 text (invalid byte at offset {0}) and no supported format was recognised"
+        "the content is not valid UTF-8 text (invalid byte at offset {0}) and no supported \
+         format was recognised"
     )]
     NotUtf8(usize),
     #[error("the content contains NUL bytes; it looks like binary data, not text")]
     Binary,
 }
 
-const MAGIC: &[(&[u8], &str)] = &[
-    (b"%PDF-", "application/pdf"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"PK\x03\x04", "application/zip"),
-    (b"\x1f\x8b", "application/gzip"),
+/// Binary signatures: the format, or the media type of a recognised but unsupported format.
+const MAGIC: &[(&[u8], Result<Format, &'static str>)] = &[
+    (b"%PDF-", Ok(Format::Pdf)),
+    (b"\x89PNG\r\n\x1a\n", Ok(Format::Png)),
+    (b"\xff\xd8\xff", Ok(Format::Jpeg)),
+    (b"GIF87a", Ok(Format::Gif)),
+    (b"GIF89a", Ok(Format::Gif)),
+    (b"\x1f\x8b", Err("application/gzip")),
+    (b"7z\xbc\xaf\x27\x1c", Err("application/x-7z-compressed")),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        Err("application/x-ole-storage"),
+    ),
+    (b"II*\x00", Err("image/tiff")),
+    (b"MM\x00*", Err("image/tiff")),
+    (b"\x7fELF", Err("application/x-executable")),
 ];
 
-/// Detects the format of `bytes`, using `filename` and `declared` only to pick Markdown.
+/// Detects the format of `bytes`, using `filename` and `declared` only for text flavours.
 pub fn detect(bytes: &[u8], filename: &str, declared: &str) -> Result<Format, SniffError> {
     if bytes.is_empty() {
         return Err(SniffError::Empty);
     }
-    if let Some((_, media_type)) = MAGIC.iter().find(|(magic, _)| bytes.starts_with(magic)) {
-        return Err(SniffError::Unsupported(media_type));
+    if let Some((_, format)) = MAGIC.iter().find(|(magic, _)| bytes.starts_with(magic)) {
+        return (*format).map_err(SniffError::Unsupported);
     }
     if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        return Err(SniffError::Unsupported("image/webp"));
+        return Ok(Format::Webp);
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return if is_docx(bytes) {
+            Ok(Format::Docx)
+        } else {
+            Err(SniffError::Unsupported("application/zip"))
+        };
     }
     let text = std::str::from_utf8(bytes).map_err(|e| SniffError::NotUtf8(e.valid_up_to()))?;
     if text.contains('\0') {
         return Err(SniffError::Binary);
     }
     let lower_name = filename.to_ascii_lowercase();
+    let declared = declared.trim().to_ascii_lowercase();
+    if looks_like_html(text, &lower_name, &declared) {
+        return Ok(Format::Html);
+    }
     let markdown_name = lower_name.ends_with(".md") || lower_name.ends_with(".markdown");
-    let markdown_declared = declared.trim().eq_ignore_ascii_case("text/markdown");
-    if markdown_name || markdown_declared || looks_like_markdown(text) {
+    if markdown_name || declared == "text/markdown" || looks_like_markdown(text) {
         Ok(Format::Markdown)
     } else {
         Ok(Format::PlainText)
     }
+}
+
+fn is_docx(bytes: &[u8]) -> bool {
+    zip::ZipArchive::new(Cursor::new(bytes))
+        .is_ok_and(|archive| archive.index_for_name("word/document.xml").is_some())
+}
+
+fn looks_like_html(text: &str, lower_name: &str, declared: &str) -> bool {
+    let head: String = text
+        .trim_start()
+        .chars()
+        .take(512)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html")
+        || head.starts_with("<html")
+        || ((lower_name.ends_with(".html")
+            || lower_name.ends_with(".htm")
+            || declared == "text/html")
+            && head.starts_with('<'))
 }
 
 /// ATX headings or fenced code near the start are a strong Markdown signal.
@@ -102,19 +176,39 @@ mod tests {
     }
 
     #[test]
-    fn binary_formats_are_named_even_with_a_text_extension() {
+    fn binary_formats_win_over_a_misleading_name() {
         assert_eq!(
             detect(b"%PDF-1.7 ...", "notes.txt", "text/plain"),
-            Err(SniffError::Unsupported("application/pdf"))
+            Ok(Format::Pdf)
         );
         assert_eq!(
             detect(b"\x89PNG\r\n\x1a\n....", "x.md", ""),
-            Err(SniffError::Unsupported("image/png"))
+            Ok(Format::Png)
+        );
+        assert_eq!(
+            detect(b"RIFF\0\0\0\0WEBPVP8 ", "x.txt", ""),
+            Ok(Format::Webp)
         );
     }
 
     #[test]
-    fn markdown_is_recognised_by_name_declaration_or_content() {
+    fn unsupported_binaries_are_named() {
+        assert_eq!(
+            detect(b"\x1f\x8b\x08\0", "a.txt", ""),
+            Err(SniffError::Unsupported("application/gzip"))
+        );
+        assert_eq!(
+            detect(b"\x7fELF\x02\x01", "a.pdf", ""),
+            Err(SniffError::Unsupported("application/x-executable"))
+        );
+        assert_eq!(
+            detect(b"PK\x03\x04garbage", "a.docx", ""),
+            Err(SniffError::Unsupported("application/zip"))
+        );
+    }
+
+    #[test]
+    fn text_flavours_use_content_then_hints() {
         assert_eq!(detect(b"plain words", "a.md", ""), Ok(Format::Markdown));
         assert_eq!(
             detect(b"plain words", "a", "text/markdown"),
@@ -122,6 +216,12 @@ mod tests {
         );
         assert_eq!(detect(b"# Title\n\nbody", "a", ""), Ok(Format::Markdown));
         assert_eq!(detect(b"#hashtag only", "a.txt", ""), Ok(Format::PlainText));
+        assert_eq!(
+            detect(b"  <!DOCTYPE html><p>x</p>", "a.txt", ""),
+            Ok(Format::Html)
+        );
+        assert_eq!(detect(b"<div>x</div>", "page.htm", ""), Ok(Format::Html));
+        assert_eq!(detect(b"<div>x</div>", "a.txt", ""), Ok(Format::PlainText));
     }
 
     #[test]
