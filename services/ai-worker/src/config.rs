@@ -38,7 +38,8 @@ pub struct Config {
     )]
     pub object_store_dir: PathBuf,
 
-    /// Ingestion jobs processed concurrently by this worker.
+    /// Ingestion jobs processed concurrently by this worker; 0 serves the API only and leaves
+    /// the queue to other replicas.
     #[arg(long, env = "THINKBANK_INGEST_CONCURRENCY", default_value_t = 2)]
     pub ingest_concurrency: usize,
 

@@ -9,6 +9,8 @@ pub enum WorkerError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
     Unimplemented(String),
     #[error("{0}")]
     Unavailable(String),
@@ -29,6 +31,7 @@ impl WorkerError {
         match self {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
             Self::Unimplemented(_) => ErrorCode::Unimplemented,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Database(error) if is_connectivity_error(error) => ErrorCode::Unavailable,

@@ -10,6 +10,9 @@ pub enum ErrorCode {
     InvalidArgument,
     NotFound,
     AlreadyExists,
+    /// The resource is in a state that does not allow the operation (e.g. cancelling a READY
+    /// asset).
+    FailedPrecondition,
     Unauthenticated,
     PermissionDenied,
     PayloadTooLarge,
@@ -29,6 +32,7 @@ impl ErrorCode {
             Self::InvalidArgument => tonic::Code::InvalidArgument,
             Self::NotFound => tonic::Code::NotFound,
             Self::AlreadyExists => tonic::Code::AlreadyExists,
+            Self::FailedPrecondition => tonic::Code::FailedPrecondition,
             Self::Unauthenticated => tonic::Code::Unauthenticated,
             Self::PermissionDenied => tonic::Code::PermissionDenied,
             // gRPC has no "too large" or "unsupported type"; both are bad arguments there.
@@ -49,7 +53,7 @@ impl ErrorCode {
             Self::Unauthenticated => 401,
             Self::PermissionDenied => 403,
             Self::NotFound => 404,
-            Self::AlreadyExists => 409,
+            Self::AlreadyExists | Self::FailedPrecondition => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::ResourceExhausted => 429,
@@ -64,9 +68,8 @@ impl ErrorCode {
     pub fn from_grpc(code: tonic::Code) -> Self {
         use tonic::Code;
         match code {
-            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-                Self::InvalidArgument
-            }
+            Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument,
+            Code::FailedPrecondition => Self::FailedPrecondition,
             Code::NotFound => Self::NotFound,
             Code::AlreadyExists => Self::AlreadyExists,
             Code::Unauthenticated => Self::Unauthenticated,
@@ -86,6 +89,7 @@ impl ErrorCode {
             Self::InvalidArgument => "invalid_argument",
             Self::NotFound => "not_found",
             Self::AlreadyExists => "already_exists",
+            Self::FailedPrecondition => "failed_precondition",
             Self::Unauthenticated => "unauthenticated",
             Self::PermissionDenied => "permission_denied",
             Self::PayloadTooLarge => "payload_too_large",
@@ -109,10 +113,11 @@ impl ErrorCode {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 13] = [
+    const ALL: [ErrorCode; 14] = [
         ErrorCode::InvalidArgument,
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
+        ErrorCode::FailedPrecondition,
         ErrorCode::Unauthenticated,
         ErrorCode::PermissionDenied,
         ErrorCode::PayloadTooLarge,

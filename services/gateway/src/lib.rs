@@ -38,7 +38,16 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/assets",
             post(routes::assets::upload)
                 .layer(DefaultBodyLimit::max(upload_limit))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    routes::assets::reject_oversized,
+                ))
                 .get(routes::assets::list),
+        )
+        .route("/api/v1/assets/{id}/cancel", post(routes::assets::cancel))
+        .route(
+            "/api/v1/assets/{id}/reprocess",
+            post(routes::assets::reprocess),
         )
         .route(
             "/api/v1/assets/{id}",

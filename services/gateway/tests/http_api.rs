@@ -639,3 +639,79 @@ async fn uploads_over_the_limit_get_413_and_nothing_is_stored() {
         .unwrap();
     assert_eq!(list["assets"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn a_1_gib_upload_is_refused_with_413_before_its_body_is_sent() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let stack = stack().await;
+    // A raw client that announces 1 GiB and sends none of it: the answer can only come from
+    // the headers.
+    let mut socket = tokio::net::TcpStream::connect(stack.gateway.addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/assets HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary=x\r\n\
+         Content-Length: 1073741824\r\n\r\n",
+        stack.gateway.addr
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut response))
+        .await
+        .expect("the gateway must answer without waiting for the body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response[..read]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("payload_too_large"), "{text}");
+    let list: Value = stack
+        .http
+        .get(stack.gateway.url("/api/v1/assets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["assets"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn cancel_and_reprocess_follow_the_asset_lifecycle() {
+    let stack = stack().await;
+    let form = file_form("tides.txt", TIDES.as_bytes().to_vec()).text("wait", "true");
+    let body: Value = stack
+        .http
+        .post(stack.gateway.url("/api/v1/assets"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = body["asset"]["id"].as_str().unwrap();
+    let response = stack
+        .http
+        .post(stack.gateway.url(&format!("/api/v1/assets/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        response,
+        StatusCode::CONFLICT,
+        "failed_precondition",
+        "only queued or processing",
+    )
+    .await;
+    let response = stack
+        .http
+        .post(stack.gateway.url(&format!("/api/v1/assets/{id}/reprocess")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let asset: Value = response.json().await.unwrap();
+    assert_eq!(asset["status"], "queued");
+    let ready = wait_until_ready(&stack, id).await;
+    assert_eq!(ready["chunk_count"], body["asset"]["chunk_count"]);
+}

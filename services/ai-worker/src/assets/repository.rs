@@ -146,6 +146,25 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
+/// Locks the asset row for the rest of the transaction and returns its status.
+async fn lock_status(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Status> {
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM worker.assets WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    status
+        .as_deref()
+        .and_then(Status::parse)
+        .ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
+}
+
 #[derive(Debug, Clone)]
 pub struct Assets {
     pool: PgPool,
@@ -269,6 +288,62 @@ impl Assets {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    /// Cancels a queued or processing asset: its job is removed (an attempt in flight loses
+    /// its lease and commits nothing) and it ends CANCELLED.
+    pub async fn cancel(&self, tenant_id: Uuid, id: Uuid) -> Result<AssetRow> {
+        let mut tx = self.pool.begin().await?;
+        let status = lock_status(&mut tx, tenant_id, id).await?;
+        if status.is_final() {
+            return Err(WorkerError::FailedPrecondition(format!(
+                "asset {id} is {}; only queued or processing assets can be cancelled",
+                status.as_str()
+            )));
+        }
+        sqlx::query("DELETE FROM worker.ingest_jobs WHERE asset_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query_as(&format!(
+            "UPDATE worker.assets SET status = 'cancelled', stage = 'cancelled', \
+             error = 'cancelled by request', updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Queues a finished asset again. Its current chunks stay searchable until the new ones
+    /// replace them.
+    pub async fn reprocess(&self, tenant_id: Uuid, id: Uuid) -> Result<AssetRow> {
+        let mut tx = self.pool.begin().await?;
+        let status = lock_status(&mut tx, tenant_id, id).await?;
+        if !status.is_final() {
+            return Err(WorkerError::FailedPrecondition(format!(
+                "asset {id} is {}; wait until it is ready, failed or cancelled",
+                status.as_str()
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO worker.ingest_jobs (asset_id, tenant_id) VALUES ($1, $2) \
+             ON CONFLICT (asset_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query_as(&format!(
+            "UPDATE worker.assets SET status = 'queued', stage = 'queued', progress = 0, \
+             attempts = 0, error = NULL, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row)
     }
 
     /// Records progress of a processing attempt (best effort; progress is informational).

@@ -387,13 +387,31 @@ impl AiWorker for AiWorkerService {
         let tenant_id = tenant(&request);
         let id = parse_uuid("id", &request.get_ref().id)?;
         let object_key = state.assets.delete(tenant_id, id).await?;
-        if !state.assets.object_in_use(&object_key).await?
-            && let Err(error) = state.objects.delete(&object_key).await
-        {
-            // The row is gone, so search never sees it; the bytes are an orphan to collect.
-            tracing::warn!(asset_id = %id, %error, "cannot delete stored object");
-        }
+        crate::ingest::objects::release(&state.assets, &state.objects, &object_key).await;
         Ok(Response::new(pb::DeleteAssetResponse {}))
+    }
+
+    async fn cancel_asset(
+        &self,
+        request: Request<pb::CancelAssetRequest>,
+    ) -> Result<Response<pb::Asset>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        let asset = state.assets.cancel(tenant_id, id).await?;
+        Ok(Response::new(convert::asset(&asset)))
+    }
+
+    async fn reprocess_asset(
+        &self,
+        request: Request<pb::ReprocessAssetRequest>,
+    ) -> Result<Response<pb::Asset>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        let asset = state.assets.reprocess(tenant_id, id).await?;
+        state.wake.notify_one();
+        Ok(Response::new(convert::asset(&asset)))
     }
 
     type WatchAssetStream = EventStream<pb::WatchAssetResponse>;

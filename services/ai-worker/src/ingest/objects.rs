@@ -50,3 +50,20 @@ impl Objects {
         }
     }
 }
+
+/// Deletes the stored bytes behind `object_key` unless another asset still uses them. The
+/// rows are already gone, so search never sees the asset; a failure leaves an orphan object,
+/// which is logged.
+pub async fn release(assets: &crate::assets::Assets, objects: &Objects, object_key: &str) {
+    match assets.object_in_use(object_key).await {
+        Ok(false) => {
+            if let Err(error) = objects.delete(object_key).await {
+                tracing::warn!(%object_key, %error, "cannot delete stored object");
+            }
+        }
+        Ok(true) => {}
+        Err(error) => {
+            tracing::warn!(%object_key, %error, "cannot check whether an object is in use")
+        }
+    }
+}

@@ -74,6 +74,26 @@ pub async fn complete(
     Ok(deleted.rows_affected() == 1)
 }
 
+/// Extends the lease of a job `worker_id` still holds. Returns false when the lease was lost
+/// (expired and taken over, or the asset was deleted).
+pub async fn extend_lease(
+    pool: &PgPool,
+    asset_id: Uuid,
+    worker_id: &str,
+    lease: Duration,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE worker.ingest_jobs SET leased_until = now() + make_interval(secs => $3) \
+         WHERE asset_id = $1 AND leased_by = $2 AND leased_until >= now()",
+    )
+    .bind(asset_id)
+    .bind(worker_id)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// Gives the job back for another attempt after `delay`, recording the error on the asset.
 pub async fn retry_later(
     pool: &PgPool,

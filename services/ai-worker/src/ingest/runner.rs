@@ -58,10 +58,11 @@ impl From<WorkerError> for JobError {
 }
 
 impl Runner {
-    /// Runs `concurrency` loops until `shutdown`; returns when all of them stopped.
+    /// Runs `concurrency` loops until `shutdown`; returns when all of them stopped. Zero loops
+    /// make an API-only worker that queues work for other replicas.
     pub async fn run(self, concurrency: usize, shutdown: CancellationToken) {
         let mut loops = tokio::task::JoinSet::new();
-        for slot in 0..concurrency.max(1) {
+        for slot in 0..concurrency {
             let runner = self.clone();
             let shutdown = shutdown.clone();
             loops.spawn(async move { runner.run_loop(slot, shutdown).await });
@@ -98,7 +99,15 @@ impl Runner {
 
     async fn handle(&self, job: ClaimedJob) {
         let started = std::time::Instant::now();
-        let outcome = self.process(job).await;
+        // Long jobs (OCR of a large scan) outlive one lease: renew it while working, and stop
+        // early if it was lost, since the commit would be refused anyway.
+        let outcome = tokio::select! {
+            outcome = self.process(job) => outcome,
+            () = self.hold_lease(job.asset_id) => {
+                tracing::warn!(asset_id = %job.asset_id, "lease lost; abandoning this attempt");
+                return;
+            }
+        };
         let result = match outcome {
             Ok(chunks) => {
                 tracing::info!(asset_id = %job.asset_id, chunks, elapsed_ms = started.elapsed().as_millis(), "asset ready");
@@ -122,6 +131,21 @@ impl Runner {
         if let Err(error) = result {
             // The lease expires and another attempt picks the job up.
             tracing::error!(asset_id = %job.asset_id, %error, "cannot record job outcome");
+        }
+    }
+
+    /// Renews the job's lease every third of its length (at most every 2 s, so a cancellation,
+    /// which removes the job, stops the attempt promptly); returns only when it was lost.
+    async fn hold_lease(&self, asset_id: Uuid) {
+        let period = (self.lease / 3).min(Duration::from_secs(2));
+        loop {
+            tokio::time::sleep(period).await;
+            match queue::extend_lease(&self.pool, asset_id, &self.worker_id, self.lease).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                // The database is briefly unreachable: keep working; the commit checks the lease.
+                Err(error) => tracing::warn!(%asset_id, %error, "cannot renew lease"),
+            }
         }
     }
 
@@ -247,6 +271,7 @@ impl Runner {
             .await
             .map_err(WorkerError::from)?;
         }
+        let replaced = replace_older_versions(&mut tx, &asset).await?;
         Assets::mark_ready(&mut tx, job.asset_id, chunks.len()).await?;
         if !queue::complete(&mut tx, job.asset_id, &self.worker_id).await? {
             tx.rollback().await.map_err(WorkerError::from)?;
@@ -255,6 +280,9 @@ impl Runner {
             ));
         }
         tx.commit().await.map_err(WorkerError::from)?;
+        for object_key in replaced {
+            super::objects::release(&self.assets, &self.objects, &object_key).await;
+        }
         Ok(())
     }
 
@@ -263,6 +291,34 @@ impl Runner {
             tracing::debug!(%asset_id, %error, "cannot record progress");
         }
     }
+}
+
+/// Deletes older assets of the same collection with the same `external_id`, inside the
+/// transaction that makes the new version READY: search sees the old version until this
+/// commits and the new one after, never both. Returns the replaced assets' object keys.
+async fn replace_older_versions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    asset: &crate::assets::AssetRow,
+) -> Result<Vec<String>, JobError> {
+    let Some(external_id) = &asset.external_id else {
+        return Ok(Vec::new());
+    };
+    let keys: Vec<String> = sqlx::query_scalar(
+        "DELETE FROM worker.assets WHERE tenant_id = $1 AND collection_id = $2 AND external_id = $3 \
+         AND id <> $4 AND created_at <= $5 RETURNING object_key",
+    )
+    .bind(asset.tenant_id)
+    .bind(asset.collection_id)
+    .bind(external_id)
+    .bind(asset.id)
+    .bind(asset.created_at)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(WorkerError::from)?;
+    if !keys.is_empty() {
+        tracing::info!(asset_id = %asset.id, %external_id, replaced = keys.len(), "replaced older versions");
+    }
+    Ok(keys)
 }
 
 async fn insert_chunks(

@@ -222,7 +222,11 @@ def run_reflection(channel):
     )
     service = database.FindFileContainingSymbol("thinkbank.v1.AiWorker")
     methods = sorted(m.name for s in service.service if s.name == "AiWorker" for m in s.method)
-    check(len(methods) == 8, f"reflection: AiWorker has {len(methods)} methods: {methods}")
+    expected = [
+        "CancelAsset", "ChatStream", "DeleteAsset", "GetAsset", "GetEmbedding",
+        "ListAssets", "ProcessAsset", "ReprocessAsset", "VectorSearch", "WatchAsset",
+    ]
+    check(methods == expected, f"reflection: AiWorker has methods {methods}, expected {expected}")
     return f"client_smoke: ok: reflection lists {', '.join(services)}; AiWorker: {', '.join(methods)}"
 
 

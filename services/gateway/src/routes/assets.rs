@@ -201,6 +201,61 @@ pub async fn get(
     Ok(Json(views::asset(asset)))
 }
 
+/// `POST /api/v1/assets/{id}/cancel` — stops a queued or processing asset (409 otherwise).
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AssetView>> {
+    let asset = state
+        .worker
+        .clone()
+        .cancel_asset(state.request(pb::CancelAssetRequest { id }, state.config.worker_timeout()))
+        .await?
+        .into_inner();
+    Ok(Json(views::asset(asset)))
+}
+
+/// `POST /api/v1/assets/{id}/reprocess` — queues a ready, failed or cancelled asset again.
+pub async fn reprocess(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AssetView>> {
+    let asset = state
+        .worker
+        .clone()
+        .reprocess_asset(state.request(
+            pb::ReprocessAssetRequest { id },
+            state.config.worker_timeout(),
+        ))
+        .await?
+        .into_inner();
+    Ok(Json(views::asset(asset)))
+}
+
+/// Answers 413 from the `Content-Length` header alone, before any of the body is read, so an
+/// oversized upload costs neither bandwidth nor memory. Bodies without a length are still
+/// capped while they stream (`DefaultBodyLimit`).
+pub async fn reject_oversized(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = state.config.max_upload_bytes as u64;
+    match declared {
+        Some(length) if length > limit => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("upload of {length} bytes exceeds the limit of {limit} bytes"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
 /// `DELETE /api/v1/assets/{id}` — 204 on success.
 pub async fn delete(
     State(state): State<AppState>,
