@@ -795,7 +795,7 @@ def print_banner(plan: RunPlan, db: str) -> None:
         f"  database: {db}\n"
         f"  logs:     {rel(LOG_DIR)}/worker.log, {rel(LOG_DIR)}/gateway.log\n"
         f"  try:      curl -s {url}/readyz\n"
-        f"            curl -s {url}/metrics | head\n"
+        f"            curl -s -F file=@README.md -F wait=true {url}/api/v1/assets\n"
         f"  stop:     Ctrl-C here, or `make stop` from another terminal\n",
         flush=True,
     )
