@@ -18,7 +18,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help run stop test setup build fmt lint clean
+.PHONY: help run stop test setup build fmt lint clean bench-ingest
 
 help: ## list the targets
 	@echo "thinkbank make targets:"
@@ -47,3 +47,6 @@ lint: ## cargo fmt --check and clippy with warnings denied
 
 clean: ## stop everything and delete .data/ (venv, databases, logs, objects)
 	@$(DEV) clean
+
+bench-ingest: ## ingest the Rust Book through the gateway; figures to bench/results/ingest.json
+	@$(DEV) bench ingest $(ARGS)

@@ -570,6 +570,7 @@ def build(skip: bool = False) -> Dict[str, Path]:
         cmd = [require_cargo(), "build", "--release"]
         for _, package in SERVICES:
             cmd += ["-p", package]
+        cmd += ["-p", "thinkbank-cli"]  # the `thinkbank` client, for bulk ingest
         if run_step("build", cmd) != 0:
             raise LauncherError("cargo build failed (see above)")
     release = target_dir() / "release"
@@ -954,6 +955,28 @@ def cmd_test(args: argparse.Namespace) -> int:
             log(f"leaving {rel(pg_dir('test'))} running: it was running before this command")
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run one benchmark binary (release build) against the test cluster; it prints figures and
+    writes bench/results/<name>.json. Benchmarks are never part of `make test`."""
+    cargo = require_cargo()
+    tools = setup(with_test=True)
+    owns_pg = pg_running("test") is None
+    install_signal_handlers()
+    try:
+        uri = pg_start(tools, "test")
+        env = {**os.environ, **test_env(tools, uri)}
+        cmd = [cargo, "run", "--release", "-p", "thinkbank-bench", "--bin", f"bench-{args.name}", "--", *args.extra]
+        return run_step(f"bench {args.name}", cmd, env)
+    except Shutdown as sig:
+        log(f"{sig}: aborting the benchmark")
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if owns_pg:
+            pg_stop("test")
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     """Print `export` lines for a shell: eval "$(python3 deploy/local/thinkbank_dev.py env)"."""
     tools = setup(with_test=args.purpose == "test", quiet=True)
@@ -1052,6 +1075,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p = sub.add_parser("env", help="start a cluster and print export lines for your shell")
     p.add_argument("--purpose", choices=PURPOSES, default="test")
     p.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("bench", help="run a benchmark (release) and write bench/results/NAME.json")
+    p.add_argument("name", help="ingest, …: runs the thinkbank-bench binary bench-NAME")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("build", help="cargo build --release the worker and the gateway")
     p.set_defaults(func=cmd_build)

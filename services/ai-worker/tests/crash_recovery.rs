@@ -19,14 +19,18 @@ fn free_port() -> u16 {
 }
 
 /// Starts `thinkbank-ai-worker` as a separate process with a short lease, so a job held by a
-/// killed worker becomes claimable again within seconds.
+/// killed worker becomes claimable again within seconds. A lease this short can also expire
+/// under heavy load while a job is still running (another loop then takes it over, which is
+/// exactly the recovery path under test), so the retry budget is generous: this test is about
+/// losing and duplicating nothing, not about when to give up.
 fn start_worker(db: &TestDatabase, objects: &std::path::Path, port: u16) -> Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_thinkbank-ai-worker"))
         .env("THINKBANK_DATABASE_URL", &db.url)
         .env("THINKBANK_WORKER_LISTEN", format!("127.0.0.1:{port}"))
         .env("THINKBANK_EMBED_MODEL_DIR", model_dir())
         .env("THINKBANK_OBJECT_STORE_DIR", objects)
-        .env("THINKBANK_INGEST_LEASE", "3s")
+        .env("THINKBANK_INGEST_LEASE", "5s")
+        .env("THINKBANK_INGEST_MAX_ATTEMPTS", "50")
         .env("THINKBANK_INGEST_CONCURRENCY", "2")
         .env("RUST_LOG", "warn")
         .spawn()

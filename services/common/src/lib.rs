@@ -4,5 +4,6 @@
 pub mod error_code;
 pub mod logging;
 pub mod shutdown;
+pub mod sse;
 
 pub use error_code::ErrorCode;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, multipart};
 use serde_json::Value;
 use thinkbank_testkit::{
-    GatewayHandle, TestDatabase, WorkerHandle, read_sse, spawn_gateway, spawn_worker,
+    GatewayHandle, SseJson as _, TestDatabase, WorkerHandle, read_sse, spawn_gateway, spawn_worker,
 };
 
 const RUST_OWNERSHIP: &str = "# Ownership\n\nOwnership is a set of rules that govern how a Rust program manages memory. Each value in Rust has an owner, and there can only be one owner at a time. When the owner goes out of scope, the value will be dropped.\n\n## Borrowing\n\nA reference lets you use a value without taking ownership of it; this is called borrowing.\n";

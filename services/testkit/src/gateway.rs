@@ -60,17 +60,15 @@ pub async fn spawn_gateway(worker_url: &str, database_url: Option<&str>) -> Gate
     spawn_gateway_with(config).await
 }
 
-/// One Server-Sent Event as a browser's EventSource would see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseEvent {
-    pub event: String,
-    pub id: Option<String>,
-    pub data: String,
-    pub retry: Option<u64>,
+pub use thinkbank_common::sse::SseEvent;
+
+/// Parses an event's data as JSON.
+pub trait SseJson {
+    fn json(&self) -> serde_json::Value;
 }
 
-impl SseEvent {
-    pub fn json(&self) -> serde_json::Value {
+impl SseJson for SseEvent {
+    fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.data).unwrap_or_else(|e| {
             panic!(
                 "event {:?} has non-JSON data {:?}: {e}",
@@ -95,58 +93,13 @@ pub async fn read_sse(response: reqwest::Response) -> Vec<(std::time::Instant, S
         "not an SSE response: {content_type}"
     );
     let mut body = response.bytes_stream();
-    let mut buffer = String::new();
+    let mut parser = thinkbank_common::sse::SseParser::default();
     let mut events = Vec::new();
-    let mut current = Partial::default();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.expect("SSE body failed");
-        buffer.push_str(std::str::from_utf8(&chunk).expect("SSE body is UTF-8"));
-        while let Some(end) = buffer.find('\n') {
-            let line: String = buffer.drain(..=end).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            if let Some(event) = current.feed(line) {
-                events.push((std::time::Instant::now(), event));
-            }
-        }
+        let text = std::str::from_utf8(&chunk).expect("SSE body is UTF-8");
+        let now = std::time::Instant::now();
+        events.extend(parser.feed(text).into_iter().map(|event| (now, event)));
     }
     events
-}
-
-#[derive(Debug, Default)]
-struct Partial {
-    event: Option<String>,
-    id: Option<String>,
-    data: Vec<String>,
-    retry: Option<u64>,
-}
-
-impl Partial {
-    fn feed(&mut self, line: &str) -> Option<SseEvent> {
-        if line.is_empty() {
-            if self.data.is_empty() && self.event.is_none() {
-                *self = Self::default();
-                return None;
-            }
-            let done = std::mem::take(self);
-            return Some(SseEvent {
-                event: done.event.unwrap_or_else(|| "message".into()),
-                id: done.id,
-                data: done.data.join("\n"),
-                retry: done.retry,
-            });
-        }
-        if line.starts_with(':') {
-            return None;
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "event" => self.event = Some(value.to_owned()),
-            "id" => self.id = Some(value.to_owned()),
-            "data" => self.data.push(value.to_owned()),
-            "retry" => self.retry = value.parse().ok(),
-            _ => {}
-        }
-        None
-    }
 }

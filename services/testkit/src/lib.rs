@@ -8,7 +8,7 @@
 
 mod gateway;
 
-pub use gateway::{GatewayHandle, SseEvent, read_sse, spawn_gateway, spawn_gateway_with};
+pub use gateway::{GatewayHandle, SseEvent, SseJson, read_sse, spawn_gateway, spawn_gateway_with};
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 

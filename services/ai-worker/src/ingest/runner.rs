@@ -42,6 +42,37 @@ pub struct Runner {
     pub wake: Arc<Notify>,
 }
 
+/// Wall time per ingestion stage, recorded with the asset (`metadata.document.timings_ms`)
+/// so slow documents can be explained. Indexing is not included: it is the commit itself.
+#[derive(Debug)]
+struct StageTimer {
+    last: std::time::Instant,
+    laps: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for StageTimer {
+    fn default() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            laps: serde_json::Map::new(),
+        }
+    }
+}
+
+impl StageTimer {
+    fn lap(&mut self, stage: &str) {
+        let now = std::time::Instant::now();
+        let ms = (now - self.last).as_secs_f64() * 1000.0;
+        self.laps
+            .insert(stage.into(), ((ms * 10.0).round() / 10.0).into());
+        self.last = now;
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(self.laps.clone())
+    }
+}
+
 /// Why one attempt failed.
 #[derive(Debug)]
 enum JobError {
@@ -157,11 +188,13 @@ impl Runner {
             Err(WorkerError::NotFound(_)) => return Ok(0),
             Err(error) => return Err(error.into()),
         };
+        let mut timings = StageTimer::default();
         let bytes = self
             .objects
             .get(&asset.object_key)
             .await
             .map_err(|e| JobError::Transient(format!("cannot read stored object: {e}")))?;
+        timings.lap("read");
 
         self.progress(job.asset_id, Stage::Parsing, 0.1).await;
         let format = Format::from_media_type(&asset.media_type).ok_or_else(|| {
@@ -178,6 +211,7 @@ impl Runner {
                     }
                     ParseError::Tool(other) => JobError::Transient(other.to_string()),
                 })?;
+        timings.lap("parse");
 
         self.progress(job.asset_id, Stage::Chunking, 0.2).await;
         let embedder = self.embedder.clone();
@@ -193,11 +227,15 @@ impl Runner {
                 "the document contains no text to index".into(),
             ));
         }
+        timings.lap("chunk");
 
         let vectors = self.embed_chunks(job.asset_id, &chunks).await?;
+        timings.lap("embed");
 
         self.progress(job.asset_id, Stage::Indexing, 0.95).await;
-        self.commit(job, &asset.embedding_model, &chunks, vectors, parsed.info)
+        let mut info = parsed.info;
+        info.insert("timings_ms".into(), timings.to_json());
+        self.commit(job, &asset.embedding_model, &chunks, vectors, info)
             .await?;
         Ok(chunks.len())
     }

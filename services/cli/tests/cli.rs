@@ -1,0 +1,98 @@
+//! The `thinkbank` binary against a live stack: bulk ingest of a directory with duplicates and
+//! a bad file, then status and search, as a user would run them.
+#![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
+
+use std::process::Output;
+
+use thinkbank_testkit::{TestDatabase, spawn_gateway, spawn_worker};
+
+async fn thinkbank(url: &str, args: &[&str]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_thinkbank"));
+    command.arg("--url").arg(url).args(args);
+    command.output().await.unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn ingest_a_directory_then_check_status_and_search() {
+    let db = TestDatabase::create().await;
+    let worker = spawn_worker(&db).await;
+    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
+    let url = gateway.url("");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("guides")).unwrap();
+    std::fs::write(
+        dir.path().join("guides/kayak.md"),
+        "# Kayaking\n\nAlways wear a buoyancy aid and check the tide tables before paddling out.",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bread.txt"),
+        "Knead the dough for ten minutes until it is smooth and elastic.",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bread-copy.txt"),
+        "Knead the dough for ten minutes until it is smooth and elastic.",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("empty.txt"), "").unwrap();
+    std::fs::write(dir.path().join(".hidden.txt"), "never uploaded").unwrap();
+
+    let output = thinkbank(&url, &["ingest", "--quiet", dir.path().to_str().unwrap()]).await;
+    let shown = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "one file fails, so exit 1\n{shown}"
+    );
+    assert!(
+        shown.contains("ingested 4 files: 2 ready, 1 duplicates skipped, 1 failed"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("empty.txt: 400 invalid_argument: the uploaded file is empty"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("ready      ") && shown.contains("kayak.md"),
+        "{shown}"
+    );
+
+    let output = thinkbank(&url, &["status"]).await;
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(shown.contains(": ready"), "{shown}");
+    assert!(shown.contains("ready      2"), "{shown}");
+
+    let output = thinkbank(
+        &url,
+        &[
+            "search",
+            "what should I check before kayaking?",
+            "--top-k",
+            "1",
+        ],
+    )
+    .await;
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(shown.contains("kayak.md › Kayaking"), "{shown}");
+
+    let output = thinkbank("http://127.0.0.1:9", &["status"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output).contains("cannot reach the gateway"),
+        "{}",
+        text(&output)
+    );
+    worker.stop().await;
+}
