@@ -18,7 +18,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help run stop test setup build fmt lint clean bench-ingest
+.PHONY: help run stop test setup build fmt lint clean eval bench-ingest
 
 help: ## list the targets
 	@echo "thinkbank make targets:"
@@ -44,6 +44,12 @@ fmt: ## format all Rust code
 
 lint: ## cargo fmt --check and clippy with warnings denied
 	@$(DEV) lint
+
+eval: ## retrieval quality (MRR@10, nDCG@10, recall@1/10) per mode on the Rust Book → bench/results/eval.json
+	@eval "$$($(DEV) env --purpose test)" && \
+	  THINKBANK_EVAL_SECTIONS=all THINKBANK_EVAL_MAX_CHARS=all THINKBANK_EVAL_SWEEP=1 \
+	  THINKBANK_EVAL_OUT=$(CURDIR)/bench/results/eval.json \
+	  cargo test -p thinkbank-gateway --test retrieval_eval -- --nocapture
 
 clean: ## stop everything and delete .data/ (venv, databases, logs, objects)
 	@$(DEV) clean

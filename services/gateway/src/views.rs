@@ -103,6 +103,26 @@ pub struct HitView {
     pub text: String,
     pub score: f32,
     pub position: Option<PositionView>,
+    /// Detected media type of the asset.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub media_type: String,
+    /// The text with query terms wrapped in `<mark>…</mark>`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub snippet: String,
+    /// Present when the request asked for `explain`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<ExplainView>,
+}
+
+/// Why a hit ranked where it did; ranks are 1-based and `null` when a leg did not return it.
+#[derive(Debug, Serialize)]
+pub struct ExplainView {
+    pub vector_rank: Option<u32>,
+    pub vector_distance: Option<f64>,
+    pub keyword_rank: Option<u32>,
+    pub keyword_score: Option<f64>,
+    pub vector_contribution: f64,
+    pub keyword_contribution: f64,
 }
 
 pub fn hit(hit: pb::SearchHit) -> HitView {
@@ -119,6 +139,16 @@ pub fn hit(hit: pb::SearchHit) -> HitView {
             char_end: p.char_end,
             headings: p.headings,
             page: Some(p.page).filter(|&n| n > 0),
+        }),
+        media_type: hit.media_type,
+        snippet: hit.snippet,
+        explain: hit.explain.map(|e| ExplainView {
+            vector_rank: Some(e.vector_rank).filter(|&r| r > 0),
+            vector_distance: e.vector_distance,
+            keyword_rank: Some(e.keyword_rank).filter(|&r| r > 0),
+            keyword_score: e.keyword_score,
+            vector_contribution: e.vector_contribution,
+            keyword_contribution: e.keyword_contribution,
         }),
     }
 }
@@ -156,23 +186,28 @@ fn struct_json(value: Option<prost_types::Struct>) -> serde_json::Value {
     )
 }
 
+/// JSON value → `google.protobuf.Value`.
+pub fn json_value(value: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_value).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(json_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
 /// JSON object → `google.protobuf.Struct`.
 pub fn json_struct(value: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
-    use prost_types::value::Kind;
-    fn convert(value: &serde_json::Value) -> prost_types::Value {
-        let kind = match value {
-            serde_json::Value::Null => Kind::NullValue(0),
-            serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-            serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-            serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-            serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-                values: items.iter().map(convert).collect(),
-            }),
-            serde_json::Value::Object(map) => Kind::StructValue(json_struct(map)),
-        };
-        prost_types::Value { kind: Some(kind) }
-    }
     prost_types::Struct {
-        fields: value.iter().map(|(k, v)| (k.clone(), convert(v))).collect(),
+        fields: value
+            .iter()
+            .map(|(k, v)| (k.clone(), json_value(v)))
+            .collect(),
     }
 }

@@ -6,7 +6,7 @@ use thinkbank_proto::v1 as pb;
 use crate::{
     assets::{AssetRow, Stage, Status},
     chat::{AnswerMode, ChatEvent, ChatSummary, FinishReason},
-    search::Hit,
+    search::{Explain, Hit},
 };
 
 pub fn asset(row: &AssetRow) -> pb::Asset {
@@ -74,7 +74,10 @@ pub fn hit(hit: &Hit) -> pb::SearchHit {
         filename: hit.filename.clone(),
         text: hit.text.clone(),
         // Scores are computed in f64 by PostgreSQL; f32 keeps the wire small.
-        #[expect(clippy::cast_possible_truncation, reason = "scores are in [-1, 1]")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "scores are small and need no f64"
+        )]
         score: hit.score as f32,
         position: Some(pb::ChunkPosition {
             chunk_index: u32::try_from(hit.chunk_index).unwrap_or(0),
@@ -83,6 +86,21 @@ pub fn hit(hit: &Hit) -> pb::SearchHit {
             headings: hit.headings.clone(),
             page: hit.page.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
         }),
+        snippet: hit.snippet.clone(),
+        explain: hit.explain.as_ref().map(explain),
+        media_type: hit.media_type.clone(),
+    }
+}
+
+fn explain(explain: &Explain) -> pb::SearchExplain {
+    let rank = |r: Option<usize>| r.and_then(|r| u32::try_from(r).ok()).unwrap_or(0);
+    pb::SearchExplain {
+        vector_rank: rank(explain.vector_rank),
+        vector_distance: explain.vector_distance,
+        keyword_rank: rank(explain.keyword_rank),
+        keyword_score: explain.keyword_score,
+        vector_contribution: explain.vector_contribution,
+        keyword_contribution: explain.keyword_contribution,
     }
 }
 
@@ -181,7 +199,7 @@ pub fn struct_to_json(value: Option<Struct>) -> serde_json::Value {
     )
 }
 
-fn value_to_json(value: Value) -> serde_json::Value {
+pub fn value_to_json(value: Value) -> serde_json::Value {
     match value.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
         Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),

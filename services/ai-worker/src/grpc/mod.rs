@@ -1,6 +1,7 @@
 //! The tonic adapter: takes requests apart, calls the domain, converts results.
 
 mod convert;
+mod search_convert;
 mod service;
 
 pub use service::AiWorkerService;

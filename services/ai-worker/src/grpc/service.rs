@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::convert;
+use super::{convert, search_convert};
 use crate::{
     DEFAULT_COLLECTION_ID, DEFAULT_TENANT_ID, State,
     assets::ListFilter,
@@ -66,7 +66,7 @@ fn optional_uuid(field: &str, value: &str) -> Result<Option<Uuid>, WorkerError> 
     }
 }
 
-fn uuids(field: &str, values: &[String]) -> Result<Vec<Uuid>, WorkerError> {
+pub(super) fn uuids(field: &str, values: &[String]) -> Result<Vec<Uuid>, WorkerError> {
     values.iter().map(|v| parse_uuid(field, v)).collect()
 }
 
@@ -84,7 +84,12 @@ fn require_text(field: &str, value: &str) -> Result<(), WorkerError> {
     Ok(())
 }
 
-fn bounded(field: &str, value: u32, default: usize, max: usize) -> Result<usize, WorkerError> {
+pub(super) fn bounded(
+    field: &str,
+    value: u32,
+    default: usize,
+    max: usize,
+) -> Result<usize, WorkerError> {
     match usize::try_from(value).unwrap_or(usize::MAX) {
         0 => Ok(default),
         n if n <= max => Ok(n),
@@ -211,61 +216,14 @@ impl AiWorker for AiWorkerService {
         &self,
         request: Request<pb::VectorSearchRequest>,
     ) -> Result<Response<pb::VectorSearchResponse>, Status> {
-        let started = std::time::Instant::now();
         let state = self.state()?;
         let tenant_id = tenant(&request);
         let message = request.into_inner();
         require_text("query", &message.query)?;
-        let top_k = bounded(
-            "top_k",
-            message.top_k,
-            search::DEFAULT_TOP_K,
-            search::MAX_TOP_K,
-        )?;
-        match pb::SearchMode::try_from(message.mode).unwrap_or(pb::SearchMode::Unspecified) {
-            pb::SearchMode::Unspecified | pb::SearchMode::Vector => {}
-            other => {
-                return Err(WorkerError::Unimplemented(format!(
-                    "search mode {} is not available yet; use SEARCH_MODE_VECTOR",
-                    other.as_str_name()
-                ))
-                .into());
-            }
-        }
-        let filters = search::Filters {
-            collection_ids: uuids("collection_ids", &message.collection_ids)?,
-            asset_ids: uuids("asset_ids", &message.asset_ids)?,
-        };
-        let embedder = state.embedder.clone();
-        let query = message.query;
-        let mut vectors =
-            tokio::task::spawn_blocking(move || embedder.embed_blocking(&[query.as_str()]))
-                .await
-                .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
-                .map_err(WorkerError::Embedding)?;
-        let query_vector = vectors.pop().map(|e| e.vector).unwrap_or_default();
-        let embed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let info = state.embedder.info();
-        let hits = search::vector(
-            &state.pool,
-            tenant_id,
-            info,
-            &query_vector,
-            &filters,
-            top_k,
-            message.min_score,
-        )
-        .await?;
-        let total_ms = started.elapsed().as_secs_f64() * 1000.0;
-        Ok(Response::new(pb::VectorSearchResponse {
-            hits: hits.iter().map(convert::hit).collect(),
-            model: info.name.clone(),
-            timings: Some(pb::SearchTimings {
-                embed_ms,
-                query_ms: total_ms - embed_ms,
-                total_ms,
-            }),
-        }))
+        let query = search_convert::query(message)?;
+        let mode = query.mode;
+        let outcome = search::search(&state.pool, &state.embedder, tenant_id, &query).await?;
+        Ok(Response::new(search_convert::response(outcome, mode)))
     }
 
     type ChatStreamStream = EventStream<pb::ChatStreamResponse>;

@@ -1,26 +1,77 @@
-//! Retrieval over the chunk store. Vector search runs inside a transaction so the HNSW
-//! settings it needs (`SET LOCAL`) apply to that query alone.
+//! Retrieval over the chunk store in three modes: `Vector` (pgvector HNSW, cosine), `Keyword`
+//! (PostgreSQL full text, per-collection configuration) and `Hybrid` (both legs concurrently on
+//! separate connections, fused with weighted reciprocal-rank fusion). Both legs apply the same
+//! filters, and every hit can explain its rank.
 
-use pgvector::Vector;
+pub mod filters;
+pub mod fusion;
+pub mod keyword;
+pub mod vector;
+
+use std::time::Instant;
+
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{embed::ModelInfo, error::Result};
+pub use filters::{FilterSet, MetadataCondition, MetadataOp};
+pub use fusion::Fusion;
+
+use crate::{
+    embed::{LocalEmbedder, ModelInfo},
+    error::{Result, WorkerError},
+};
 
 /// Largest `top_k` a caller may ask for.
 pub const MAX_TOP_K: usize = 100;
 pub const DEFAULT_TOP_K: usize = 10;
+/// Deepest hit reachable through pagination (offset + top_k).
+pub const MAX_DEPTH: usize = 1000;
+/// Candidates each leg contributes to hybrid fusion, at least: fusion needs more than the page
+/// to find chunks that rank well in both legs.
+pub const HYBRID_MIN_DEPTH: usize = 50;
 
+/// The collection/asset scope used by chat; a subset of `FilterSet`.
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     pub collection_ids: Vec<Uuid>,
     pub asset_ids: Vec<Uuid>,
 }
 
-impl Filters {
-    fn is_empty(&self) -> bool {
-        self.collection_ids.is_empty() && self.asset_ids.is_empty()
+impl From<&Filters> for FilterSet {
+    fn from(filters: &Filters) -> Self {
+        Self {
+            collection_ids: filters.collection_ids.clone(),
+            asset_ids: filters.asset_ids.clone(),
+            ..Self::default()
+        }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    Vector,
+    Keyword,
+    #[default]
+    Hybrid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recall {
+    Fast,
+    #[default]
+    Balanced,
+    High,
+}
+
+/// Why a hit ranked where it did. Ranks are 1-based; `None` means the leg did not return it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Explain {
+    pub vector_rank: Option<usize>,
+    pub vector_distance: Option<f64>,
+    pub keyword_rank: Option<usize>,
+    pub keyword_score: Option<f64>,
+    pub vector_contribution: f64,
+    pub keyword_contribution: f64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -29,16 +80,192 @@ pub struct Hit {
     pub asset_id: Uuid,
     pub collection_id: Uuid,
     pub filename: String,
+    pub media_type: String,
     pub text: String,
+    /// Higher is better; its scale depends on the mode (see `Mode`).
     pub score: f64,
     pub chunk_index: i32,
     pub char_start: i64,
     pub char_end: i64,
     pub headings: Vec<String>,
     pub page: Option<i32>,
+    /// The text with query terms highlighted; filled for returned pages only.
+    #[sqlx(default)]
+    pub snippet: String,
+    #[sqlx(skip)]
+    pub explain: Option<Explain>,
+}
+
+/// One search request, validated.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub text: String,
+    pub mode: Mode,
+    pub filters: FilterSet,
+    pub top_k: usize,
+    pub offset: usize,
+    /// Hits scoring below this (in the mode's scale) are dropped.
+    pub min_score: f64,
+    pub fusion: Fusion,
+    pub recall: Recall,
+    pub ef_search: Option<u32>,
+    pub explain: bool,
+}
+
+/// Milliseconds per stage; zero for stages that did not run.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    pub embed_ms: f64,
+    pub vector_ms: f64,
+    pub keyword_ms: f64,
+    pub fusion_ms: f64,
+    pub snippet_ms: f64,
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The requested page, best first.
+    pub hits: Vec<Hit>,
+    /// Offset of the next page, when there is one within `MAX_DEPTH`.
+    pub next_offset: Option<usize>,
+    /// The embedding model of the vector leg; `None` when it did not run.
+    pub model: Option<String>,
+    pub timings: Timings,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+async fn embed(embedder: &LocalEmbedder, text: &str) -> Result<Vec<f32>> {
+    let embedder = embedder.clone();
+    let text = text.to_owned();
+    let mut vectors = tokio::task::spawn_blocking(move || embedder.embed_blocking(&[&text]))
+        .await
+        .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
+        .map_err(WorkerError::Embedding)?;
+    Ok(vectors.pop().map(|e| e.vector).unwrap_or_default())
+}
+
+/// Runs `query` for `tenant_id`: embeds it when the vector leg runs, runs the legs (both at
+/// once in hybrid mode), fuses, filters by score, pages, and highlights the page.
+pub async fn search(
+    pool: &PgPool,
+    embedder: &LocalEmbedder,
+    tenant_id: Uuid,
+    query: &Query,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    query.filters.validate()?;
+    let wanted = query.offset + query.top_k;
+    if wanted > MAX_DEPTH {
+        return Err(WorkerError::InvalidArgument(format!(
+            "pagination reaches at most {MAX_DEPTH} hits deep"
+        )));
+    }
+    // One more than the page tells whether a next page exists.
+    let depth = match query.mode {
+        Mode::Hybrid => (wanted + 1).max(HYBRID_MIN_DEPTH),
+        Mode::Vector | Mode::Keyword => wanted + 1,
+    }
+    .min(MAX_DEPTH);
+    let info = embedder.info();
+    let mut timings = Timings::default();
+
+    let vector_leg = async {
+        let t = Instant::now();
+        let vector = embed(embedder, &query.text).await?;
+        let embed_ms = ms(t);
+        let t = Instant::now();
+        let ef = vector::ef_search(depth, query.recall, query.ef_search);
+        let hits = vector::run(pool, tenant_id, info, &vector, &query.filters, depth, ef).await?;
+        Ok::<_, WorkerError>((hits, embed_ms, ms(t)))
+    };
+    let keyword_leg = async {
+        let t = Instant::now();
+        match keyword::has_terms(pool, tenant_id, &query.text, &query.filters.collection_ids)
+            .await?
+        {
+            None => return Ok::<_, WorkerError>((Some(Vec::new()), ms(t))),
+            Some(false) => return Ok((None, ms(t))),
+            Some(true) => {}
+        }
+        let hits = keyword::run(pool, tenant_id, &query.text, &query.filters, depth).await?;
+        Ok((Some(hits), ms(t)))
+    };
+
+    let mut ranked = match query.mode {
+        Mode::Vector => {
+            let (mut hits, embed_ms, vector_ms) = vector_leg.await?;
+            (timings.embed_ms, timings.vector_ms) = (embed_ms, vector_ms);
+            let t = Instant::now();
+            if query.explain {
+                fusion::explain_single(&mut hits, true);
+            }
+            timings.fusion_ms = ms(t);
+            hits
+        }
+        Mode::Keyword => {
+            let (hits, keyword_ms) = keyword_leg.await?;
+            timings.keyword_ms = keyword_ms;
+            let mut hits = hits.ok_or_else(no_terms)?;
+            let t = Instant::now();
+            if query.explain {
+                fusion::explain_single(&mut hits, false);
+            }
+            timings.fusion_ms = ms(t);
+            hits
+        }
+        Mode::Hybrid => {
+            let ((vector_hits, embed_ms, vector_ms), (keyword_hits, keyword_ms)) =
+                tokio::try_join!(vector_leg, keyword_leg)?;
+            (timings.embed_ms, timings.vector_ms, timings.keyword_ms) =
+                (embed_ms, vector_ms, keyword_ms);
+            let t = Instant::now();
+            // A stop-word-only query still has a meaning for the vector leg: fuse it alone.
+            let mut hits =
+                fusion::fuse(vector_hits, keyword_hits.unwrap_or_default(), &query.fusion);
+            if !query.explain {
+                hits.iter_mut().for_each(|h| h.explain = None);
+            }
+            timings.fusion_ms = ms(t);
+            hits
+        }
+    };
+
+    let t = Instant::now();
+    if query.min_score > 0.0 {
+        ranked.retain(|h| h.score >= query.min_score);
+    }
+    let more = ranked.len() > wanted && wanted < MAX_DEPTH;
+    let mut page: Vec<Hit> = ranked
+        .into_iter()
+        .skip(query.offset)
+        .take(query.top_k)
+        .collect();
+    timings.fusion_ms += ms(t);
+
+    let t = Instant::now();
+    keyword::snippets(pool, &query.text, &mut page).await?;
+    timings.snippet_ms = ms(t);
+    timings.total_ms = ms(started);
+    Ok(Outcome {
+        hits: page,
+        next_offset: more.then_some(wanted),
+        model: (query.mode != Mode::Keyword).then(|| info.name.clone()),
+        timings,
+    })
+}
+
+fn no_terms() -> WorkerError {
+    WorkerError::InvalidArgument(
+        "query has no searchable terms for keyword search (only stop words or punctuation)".into(),
+    )
 }
 
 /// Nearest chunks to `query` (an embedding of `model`) by cosine similarity, best first.
+/// The vector leg alone, for callers that already hold an embedding (chat retrieval).
 pub async fn vector(
     pool: &PgPool,
     tenant_id: Uuid,
@@ -48,43 +275,17 @@ pub async fn vector(
     top_k: usize,
     min_score: f32,
 ) -> Result<Vec<Hit>> {
-    let mut tx = pool.begin().await?;
-    // The HNSW candidate list must be at least k; 4*k (min 40) keeps recall high.
-    let ef_search = (top_k * 4).clamp(40, 1000);
-    sqlx::query(&format!("SET LOCAL hnsw.ef_search = {ef_search}"))
-        .execute(&mut *tx)
-        .await?;
-    if !filters.is_empty() {
-        // Without iterative scans a selective filter can leave far fewer than k rows.
-        sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            .execute(&mut *tx)
-            .await?;
-    }
-    let dims = model.dimensions;
-    let sql = format!(
-        "SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, c.text, \
-             1 - (e.embedding::vector({dims}) <=> $1) AS score, c.chunk_index, c.char_start, \
-             c.char_end, c.headings, c.page \
-         FROM worker.embeddings e \
-         JOIN worker.chunks c ON c.id = e.chunk_id \
-         JOIN worker.assets a ON a.id = e.asset_id \
-         WHERE e.model = $2 AND e.tenant_id = $3 \
-           AND (cardinality($4::uuid[]) = 0 OR e.collection_id = ANY($4)) \
-           AND (cardinality($5::uuid[]) = 0 OR e.asset_id = ANY($5)) \
-         ORDER BY e.embedding::vector({dims}) <=> $1 \
-         LIMIT $6"
-    );
-    let limit = i64::try_from(top_k).unwrap_or(100);
-    let mut hits: Vec<Hit> = sqlx::query_as(&sql)
-        .bind(Vector::from(query.to_vec()))
-        .bind(&model.name)
-        .bind(tenant_id)
-        .bind(&filters.collection_ids)
-        .bind(&filters.asset_ids)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    let ef = vector::ef_search(top_k, Recall::Balanced, None);
+    let mut hits = vector::run(
+        pool,
+        tenant_id,
+        model,
+        query,
+        &FilterSet::from(filters),
+        top_k,
+        ef,
+    )
+    .await?;
     if min_score > 0.0 {
         hits.retain(|h| h.score >= f64::from(min_score));
     }

@@ -1,0 +1,230 @@
+//! VectorSearch messages to and from the search domain: validation of every request field
+//! (each error names the field) and the response with explain and timings.
+
+use thinkbank_proto::v1 as pb;
+
+use super::{
+    convert,
+    service::{bounded, uuids},
+};
+use crate::{
+    error::{Result, WorkerError},
+    search::{self, Fusion, MetadataCondition, MetadataOp, Mode, Outcome, Query, Recall},
+};
+
+/// Prefix of the page tokens this server issues; the rest is the offset.
+const PAGE_TOKEN_PREFIX: &str = "o";
+
+fn invalid(message: String) -> WorkerError {
+    WorkerError::InvalidArgument(message)
+}
+
+fn mode(value: i32) -> Result<Mode> {
+    match pb::SearchMode::try_from(value) {
+        Ok(pb::SearchMode::Unspecified | pb::SearchMode::Hybrid) => Ok(Mode::Hybrid),
+        Ok(pb::SearchMode::Vector) => Ok(Mode::Vector),
+        Ok(pb::SearchMode::Keyword) => Ok(Mode::Keyword),
+        Err(_) => Err(invalid(format!("mode: unknown search mode {value}"))),
+    }
+}
+
+pub fn mode_to_pb(mode: Mode) -> pb::SearchMode {
+    match mode {
+        Mode::Vector => pb::SearchMode::Vector,
+        Mode::Keyword => pb::SearchMode::Keyword,
+        Mode::Hybrid => pb::SearchMode::Hybrid,
+    }
+}
+
+fn recall(value: i32) -> Result<Recall> {
+    match pb::Recall::try_from(value) {
+        Ok(pb::Recall::Unspecified | pb::Recall::Balanced) => Ok(Recall::Balanced),
+        Ok(pb::Recall::Fast) => Ok(Recall::Fast),
+        Ok(pb::Recall::High) => Ok(Recall::High),
+        Err(_) => Err(invalid(format!("recall: unknown recall level {value}"))),
+    }
+}
+
+fn weight(field: &str, value: Option<f32>) -> Result<f64> {
+    match value {
+        None => Ok(1.0),
+        Some(w) if w.is_finite() && (0.0..=search::fusion::MAX_WEIGHT).contains(&w) => {
+            Ok(f64::from(w))
+        }
+        Some(w) => Err(invalid(format!(
+            "{field} must be between 0 and {}, got {w}",
+            search::fusion::MAX_WEIGHT
+        ))),
+    }
+}
+
+fn fusion(options: Option<pb::FusionOptions>) -> Result<Fusion> {
+    let options = options.unwrap_or_default();
+    let rrf_k = match options.rrf_k {
+        0 => search::fusion::DEFAULT_RRF_K,
+        k if k <= search::fusion::MAX_RRF_K => k,
+        k => {
+            return Err(invalid(format!(
+                "fusion.rrf_k must be between 1 and {}, got {k}",
+                search::fusion::MAX_RRF_K
+            )));
+        }
+    };
+    let fusion = Fusion {
+        rrf_k: f64::from(rrf_k),
+        vector_weight: weight("fusion.vector_weight", options.vector_weight)?,
+        keyword_weight: weight("fusion.keyword_weight", options.keyword_weight)?,
+    };
+    if fusion.vector_weight == 0.0 && fusion.keyword_weight == 0.0 {
+        return Err(invalid("fusion weights must not both be 0".into()));
+    }
+    Ok(fusion)
+}
+
+fn timestamp(
+    field: &str,
+    value: Option<prost_types::Timestamp>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    value
+        .map(|ts| {
+            u32::try_from(ts.nanos)
+                .ok()
+                .and_then(|nanos| chrono::DateTime::from_timestamp(ts.seconds, nanos))
+                .ok_or_else(|| invalid(format!("{field} is not a valid timestamp")))
+        })
+        .transpose()
+}
+
+fn metadata_op(field: &str, value: i32) -> Result<MetadataOp> {
+    match pb::MetadataOperator::try_from(value) {
+        Ok(pb::MetadataOperator::Eq) => Ok(MetadataOp::Eq),
+        Ok(pb::MetadataOperator::Ne) => Ok(MetadataOp::Ne),
+        Ok(pb::MetadataOperator::In) => Ok(MetadataOp::In),
+        Ok(pb::MetadataOperator::Gt) => Ok(MetadataOp::Gt),
+        Ok(pb::MetadataOperator::Lt) => Ok(MetadataOp::Lt),
+        Ok(pb::MetadataOperator::Unspecified) => Err(invalid(format!(
+            "{field}: op is required (eq, ne, in, gt or lt)"
+        ))),
+        Err(_) => Err(invalid(format!("{field}: unknown operator {value}"))),
+    }
+}
+
+fn metadata(conditions: Vec<pb::MetadataCondition>) -> Result<Vec<MetadataCondition>> {
+    conditions
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let field = format!("metadata[{i}]");
+            let op = metadata_op(&field, c.op)?;
+            let value = c.value.map(convert::value_to_json);
+            MetadataCondition::new(&field, &c.key, op, value)
+        })
+        .collect()
+}
+
+fn page_offset(token: &str) -> Result<usize> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    token
+        .strip_prefix(PAGE_TOKEN_PREFIX)
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n < search::MAX_DEPTH)
+        .ok_or_else(|| invalid("page_token is not a token this server issued".into()))
+}
+
+/// Validates a request into a `Query`; the caller has checked that `query` is not blank.
+pub fn query(message: pb::VectorSearchRequest) -> Result<Query> {
+    let top_k = bounded(
+        "top_k",
+        message.top_k,
+        search::DEFAULT_TOP_K,
+        search::MAX_TOP_K,
+    )?;
+    if !message.min_score.is_finite() || message.min_score < 0.0 {
+        return Err(invalid(format!(
+            "min_score must be a finite number >= 0, got {}",
+            message.min_score
+        )));
+    }
+    let ef_search = match message.ef_search {
+        0 => None,
+        n if n <= search::vector::MAX_EF_SEARCH => Some(n),
+        n => {
+            return Err(invalid(format!(
+                "ef_search must be between 1 and {}, got {n}",
+                search::vector::MAX_EF_SEARCH
+            )));
+        }
+    };
+    if message.media_types.iter().any(|m| m.trim().is_empty()) {
+        return Err(invalid("media_types must not contain empty values".into()));
+    }
+    let filters = search::FilterSet {
+        collection_ids: uuids("collection_ids", &message.collection_ids)?,
+        asset_ids: uuids("asset_ids", &message.asset_ids)?,
+        media_types: message.media_types,
+        created_after: timestamp("created_after", message.created_after)?,
+        created_before: timestamp("created_before", message.created_before)?,
+        metadata: metadata(message.metadata)?,
+    };
+    Ok(Query {
+        mode: mode(message.mode)?,
+        text: message.query,
+        filters,
+        top_k,
+        offset: page_offset(&message.page_token)?,
+        min_score: f64::from(message.min_score),
+        fusion: fusion(message.fusion)?,
+        recall: recall(message.recall)?,
+        ef_search,
+        explain: message.explain,
+    })
+}
+
+pub fn response(outcome: Outcome, mode: Mode) -> pb::VectorSearchResponse {
+    let t = &outcome.timings;
+    pb::VectorSearchResponse {
+        hits: outcome.hits.iter().map(convert::hit).collect(),
+        model: outcome.model.unwrap_or_default(),
+        timings: Some(pb::SearchTimings {
+            embed_ms: t.embed_ms,
+            query_ms: (t.total_ms - t.embed_ms).max(0.0),
+            total_ms: t.total_ms,
+            vector_ms: t.vector_ms,
+            keyword_ms: t.keyword_ms,
+            fusion_ms: t.fusion_ms,
+            snippet_ms: t.snippet_ms,
+        }),
+        next_page_token: outcome
+            .next_offset
+            .map(|n| format!("{PAGE_TOKEN_PREFIX}{n}"))
+            .unwrap_or_default(),
+        mode: mode_to_pb(mode) as i32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_foreign_tokens_are_rejected() {
+        assert_eq!(page_offset("").unwrap(), 0);
+        assert_eq!(page_offset("o20").unwrap(), 20);
+        assert!(page_offset("20").is_err());
+        assert!(page_offset("o5000").is_err());
+    }
+
+    #[test]
+    fn unspecified_mode_is_hybrid_and_unknown_values_are_named() {
+        assert_eq!(mode(0).unwrap(), Mode::Hybrid);
+        assert!(mode(9).unwrap_err().to_string().contains("mode"));
+        assert!(
+            metadata_op("metadata[0]", 42)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown operator 42")
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! The keyword leg: PostgreSQL full-text search over `chunks.tsv` (GIN index). The query is
+//! parsed with `websearch_to_tsquery` once per collection, in that collection's own
+//! `text_search_config` (the same configuration that built the chunk's `tsv`), and ranked with
+//! `ts_rank_cd` (cover density: terms that occur close together rank higher).
+
+use std::collections::HashMap;
+
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::{FilterSet, Hit};
+use crate::error::Result;
+
+/// `ts_headline` options: highlighted fragments around the matches.
+const HEADLINE_OPTIONS: &str = "StartSel=<mark>, StopSel=</mark>, MaxWords=35, MinWords=12, MaxFragments=2, \
+     FragmentDelimiter=\" … \"";
+
+/// Whether `query` has any searchable term in the configuration of at least one collection in
+/// scope (false for blank, punctuation-only or stop-word-only queries); `None` when no
+/// collection is in scope, so there is nothing to search.
+pub async fn has_terms(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    query: &str,
+    collection_ids: &[Uuid],
+) -> Result<Option<bool>> {
+    let any: Option<bool> = sqlx::query_scalar(
+        "SELECT bool_or(numnode(websearch_to_tsquery(text_search_config, $1)) > 0) \
+         FROM worker.collections \
+         WHERE tenant_id = $2 AND (cardinality($3::uuid[]) = 0 OR id = ANY($3))",
+    )
+    .bind(query)
+    .bind(tenant_id)
+    .bind(collection_ids)
+    .fetch_one(pool)
+    .await?;
+    Ok(any)
+}
+
+/// The `depth` best chunks matching `query`, best first; `score` is `ts_rank_cd`.
+pub async fn run(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    query: &str,
+    filters: &FilterSet,
+    depth: usize,
+) -> Result<Vec<Hit>> {
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "WITH q AS ( \
+             SELECT id AS collection_id, websearch_to_tsquery(text_search_config, ",
+    );
+    qb.push_bind(query.to_owned());
+    qb.push(") AS tsq FROM worker.collections WHERE tenant_id = ")
+        .push_bind(tenant_id);
+    qb.push(
+        ") \
+         SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
+             c.text, ts_rank_cd(c.tsv, q.tsq)::float8 AS score, c.chunk_index, c.char_start, \
+             c.char_end, c.headings, c.page \
+         FROM q \
+         JOIN worker.chunks c ON c.collection_id = q.collection_id AND c.tsv @@ q.tsq \
+         JOIN worker.assets a ON a.id = c.asset_id \
+         WHERE c.tenant_id = ",
+    );
+    qb.push_bind(tenant_id);
+    filters.push(&mut qb, "c");
+    qb.push(" ORDER BY score DESC, c.id LIMIT ")
+        .push_bind(i64::try_from(depth).unwrap_or(i64::MAX));
+    Ok(qb.build_query_as::<Hit>().fetch_all(pool).await?)
+}
+
+/// Fills `snippet` for `hits`: the chunk text with the query's terms highlighted, in each
+/// chunk's collection configuration. Without matches ts_headline returns the text's start.
+pub async fn snippets(pool: &PgPool, query: &str, hits: &mut [Hit]) -> Result<()> {
+    if hits.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = hits.iter().map(|h| h.chunk_id).collect();
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT c.id, ts_headline(col.text_search_config, c.text, \
+             websearch_to_tsquery(col.text_search_config, $1), $2) \
+         FROM worker.chunks c JOIN worker.collections col ON col.id = c.collection_id \
+         WHERE c.id = ANY($3)",
+    )
+    .bind(query)
+    .bind(HEADLINE_OPTIONS)
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let mut by_id: HashMap<Uuid, String> = rows.into_iter().collect();
+    for hit in hits {
+        if let Some(snippet) = by_id.remove(&hit.chunk_id) {
+            hit.snippet = snippet;
+        }
+    }
+    Ok(())
+}
