@@ -61,6 +61,10 @@ pub struct Config {
     /// Tokens shared by consecutive chunks.
     #[arg(long, env = "THINKBANK_CHUNK_OVERLAP_TOKENS", default_value_t = 32)]
     pub chunk_overlap_tokens: usize,
+
+    /// The optional LLM for generative answers (`THINKBANK_LLM_*`).
+    #[command(flatten)]
+    pub llm: crate::llm::LlmConfig,
 }
 
 /// Parses "250ms", "30s", "5m", "1h" or a bare number of seconds.

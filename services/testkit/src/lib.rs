@@ -6,8 +6,10 @@
     reason = "test set-up fails loudly with a message"
 )]
 
+mod fake_llm;
 mod gateway;
 
+pub use fake_llm::{FAKE_MODEL, FakeLlm, FinishQuirk, RecordedRequest, Script};
 pub use gateway::{GatewayHandle, SseEvent, read_sse, spawn_gateway, spawn_gateway_with};
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -164,6 +166,7 @@ pub fn worker_config(
         max_asset_bytes: 10 * 1024 * 1024,
         chunk_tokens: 200,
         chunk_overlap_tokens: 32,
+        llm: thinkbank_ai_worker::llm::LlmConfig::default(),
     }
 }
 

@@ -109,15 +109,19 @@ fn chat_final(summary: ChatSummary) -> pb::ChatFinal {
     pb::ChatFinal {
         finish_reason: match summary.finish_reason {
             FinishReason::Stop => pb::FinishReason::Stop,
+            FinishReason::Length => pb::FinishReason::Length,
             FinishReason::Cancelled => pb::FinishReason::Cancelled,
+            FinishReason::Error => pb::FinishReason::Error,
         } as i32,
         answer_mode: match summary.mode {
             AnswerMode::Extractive => pb::AnswerMode::Extractive,
+            AnswerMode::Generative => pb::AnswerMode::Generative,
         } as i32,
         model: summary.model,
         usage: Some(pb::ChatUsage {
             prompt_tokens: summary.prompt_tokens,
             completion_tokens: summary.completion_tokens,
+            estimated: summary.usage_estimated,
         }),
         timings: Some(pb::ChatTimings {
             retrieval_ms: summary.retrieval_ms,
@@ -131,8 +135,12 @@ fn chat_final(summary: ChatSummary) -> pb::ChatFinal {
             .map(|c| pb::Citation {
                 source_index: c.source_index,
                 verified: c.verified,
+                fabricated: c.fabricated,
+                support: c.support,
+                occurrences: c.occurrences,
             })
             .collect(),
+        uncited_sources: summary.uncited_sources,
     }
 }
 

@@ -297,30 +297,63 @@ impl AiWorker for AiWorkerService {
             })
             .collect();
         let question = message.question;
+        // A dead provider fails fast, before the stream opens (HTTP 503 at the gateway).
+        if let Some(llm) = &state.llm
+            && llm.is_unavailable()
+        {
+            return Err(WorkerError::Llm(crate::llm::LlmError::CircuitOpen).into());
+        }
 
         let (events_tx, mut events_rx) = mpsc::channel::<chat::ChatEvent>(16);
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::ChatStreamResponse, Status>>(16);
-        // The producer: when the client leaves, `out_tx` fails, the relay stops, `events_tx`
-        // fails in turn, and the answerer returns.
+        // The producer: when the client leaves, `out_tx` closes, the relay stops and drops
+        // `events_rx`, and the answerer (which watches `events_tx.closed()`) returns, dropping
+        // any upstream LLM request.
         tokio::spawn(async move {
-            let request = chat::extractive::Request {
-                pool: &state.pool,
-                embedder: &state.embedder,
-                tenant_id,
-                question: &question,
-                history: &history,
-                filters,
-                top_k,
-            };
             let relay_tx = out_tx.clone();
             let relay = async move {
-                while let Some(event) = events_rx.recv().await {
+                loop {
+                    let event = tokio::select! {
+                        biased;
+                        () = relay_tx.closed() => break,
+                        event = events_rx.recv() => event,
+                    };
+                    let Some(event) = event else { break };
                     if relay_tx.send(Ok(convert::chat_event(event))).await.is_err() {
                         break;
                     }
                 }
             };
-            let (result, ()) = tokio::join!(chat::answer_extractive(request, events_tx), relay);
+            let answer = async {
+                match &state.llm {
+                    Some(llm) => {
+                        let request = chat::generative::Request {
+                            pool: &state.pool,
+                            embedder: &state.embedder,
+                            llm,
+                            tenant_id,
+                            question: &question,
+                            history: &history,
+                            filters,
+                            top_k,
+                        };
+                        chat::answer_generative(request, events_tx).await
+                    }
+                    None => {
+                        let request = chat::extractive::Request {
+                            pool: &state.pool,
+                            embedder: &state.embedder,
+                            tenant_id,
+                            question: &question,
+                            history: &history,
+                            filters,
+                            top_k,
+                        };
+                        chat::answer_extractive(request, events_tx).await
+                    }
+                }
+            };
+            let (result, ()) = tokio::join!(answer, relay);
             if let Err(error) = result {
                 let _ = out_tx.send(Err(error.into())).await;
             }
