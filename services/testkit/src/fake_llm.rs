@@ -94,10 +94,10 @@ impl Script {
         Self::tokens(tokens)
     }
 
-    /// Fails before the first token with `status`.
-    pub fn failing(status: StatusCode) -> Self {
+    /// Fails before the first token with HTTP `status` (e.g. 429, 500).
+    pub fn failing(status: u16) -> Self {
         Self {
-            fail_with: Some(status),
+            fail_with: Some(StatusCode::from_u16(status).expect("a valid HTTP status")),
             ..Self::default()
         }
     }
@@ -189,6 +189,10 @@ impl FakeLlm {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         tokio::spawn(async move {
+            // Tokens must leave at once: no Nagle delay between small frames.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(token.cancelled_owned())
                 .await;
@@ -391,7 +395,9 @@ fn frames(
                     Step::Token(0),
                 ),
                 Step::Token(i) if Some(i) == script.break_after => {
-                    // Leaves the guard's record as "not completed", like a real crash.
+                    // Let the frames before the break reach the client, then abort the
+                    // connection; the record stays "not completed", like a real crash.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     return Some((
                         Err(std::io::Error::other("scripted break mid-stream")),
                         (guard, Step::Over),
@@ -432,4 +438,70 @@ fn frames(
             Some((Ok(frame), (guard, next)))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn post(fake: &FakeLlm, body: Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/chat/completions", fake.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn streams_chunks_then_usage_then_done() {
+        let fake = FakeLlm::start(Script::tokens(["a", "b"])).await;
+        let body = json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
+                          "messages": [{"role": "user", "content": "hi there"}]});
+        let text = post(&fake, body).await.text().await.expect("body");
+        let frames: Vec<&str> = text.split("\n\n").filter(|f| !f.is_empty()).collect();
+        assert_eq!(frames.len(), 6, "{text}");
+        assert!(frames[1].contains(r#""content":"a""#));
+        assert!(frames[3].contains(r#""finish_reason":"stop""#));
+        assert!(frames[4].contains(r#""prompt_tokens":2"#));
+        assert_eq!(frames[5], "data: [DONE]");
+        assert!(fake.requests()[0].completed);
+    }
+
+    #[tokio::test]
+    async fn a_break_delivers_the_tokens_before_it_then_fails() {
+        let fake = FakeLlm::start(Script::tokens(["a", "b", "c", "d"]).breaking_after(3)).await;
+        let body = json!({"model": "m", "stream": true, "messages": []});
+        let mut response = post(&fake, body).await;
+        let mut text = String::new();
+        let failed = loop {
+            match response.chunk().await {
+                Ok(Some(bytes)) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(None) => break false,
+                Err(_) => break true,
+            }
+        };
+        assert!(failed, "{text}");
+        assert!(text.contains(r#""content":"c""#), "{text}");
+        assert!(!text.contains("[DONE]"));
+    }
+
+    #[tokio::test]
+    async fn non_streamed_answers_and_models_use_the_openai_shapes() {
+        let fake = FakeLlm::start(Script::tokens(["a", "b"]).without_usage()).await;
+        let answer: Value = post(&fake, json!({"model": "m", "messages": []}))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(answer["choices"][0]["message"]["content"], "ab");
+        assert!(answer.get("usage").is_none());
+        let models: Value = reqwest::get(format!("{}/models", fake.base_url()))
+            .await
+            .expect("models")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(models["data"][0]["id"], FAKE_MODEL);
+    }
 }

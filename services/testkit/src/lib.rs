@@ -170,6 +170,30 @@ pub fn worker_config(
     }
 }
 
+/// LLM settings pointing at `fake`, with test-sized backoff and breaker.
+pub fn llm_config(fake: &FakeLlm) -> thinkbank_ai_worker::llm::LlmConfig {
+    thinkbank_ai_worker::llm::LlmConfig {
+        llm_base_url: Some(fake.base_url()),
+        llm_api_key: "test-key".into(),
+        llm_model: FAKE_MODEL.into(),
+        llm_first_token_timeout: Duration::from_secs(20),
+        llm_idle_timeout: Duration::from_secs(20),
+        llm_retry_backoff: Duration::from_millis(20),
+        ..thinkbank_ai_worker::llm::LlmConfig::default()
+    }
+}
+
+/// Starts a worker whose answers come from `llm` (see [`llm_config`]).
+pub async fn spawn_worker_with_llm(
+    db: &TestDatabase,
+    llm: thinkbank_ai_worker::llm::LlmConfig,
+) -> WorkerHandle {
+    let objects_dir = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let mut config = worker_config(db, &objects_dir);
+    config.llm = llm;
+    spawn_worker_with(config).await
+}
+
 /// Starts a worker on port 0 against `db` and waits until its health check says SERVING.
 pub async fn spawn_worker(db: &TestDatabase) -> WorkerHandle {
     let objects_dir = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));

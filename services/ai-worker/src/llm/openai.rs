@@ -4,7 +4,7 @@
 //! are read with lenient types through async-openai's bring-your-own-types calls, so providers
 //! that omit `usage`, send `"finish_reason": ""` or add fields do not break the stream.
 
-use async_openai::{Client, config::OpenAIConfig, error::OpenAIError};
+use async_openai::{Client, config::OpenAIConfig, error::OpenAIError, middleware::ReqwestService};
 use futures::{StreamExt as _, future::BoxFuture};
 use serde::Deserialize;
 use serde_json::json;
@@ -33,8 +33,11 @@ impl OpenAiCompatible {
         let openai = OpenAIConfig::new()
             .with_api_base(base_url.trim_end_matches('/'))
             .with_api_key(config.llm_api_key.clone());
+        // The plain transport, without async-openai's built-in retry layer: retries happen in
+        // `Llm::start`, only before the first token, and count towards the circuit breaker.
+        let client = Client::with_config(openai).with_http_service(ReqwestService::new(http));
         Ok(Self {
-            client: Client::build(http, openai),
+            client,
             model: config.llm_model.clone(),
             temperature: config.llm_temperature,
             max_tokens: config.llm_max_tokens,
