@@ -11,6 +11,7 @@ mod gateway;
 
 pub use fake_llm::{FAKE_MODEL, FakeLlm, FinishQuirk, RecordedRequest, Script};
 pub use gateway::{GatewayHandle, SseEvent, read_sse, spawn_gateway, spawn_gateway_with};
+pub use thinkbank_ai_worker::llm::LlmConfig;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 

@@ -74,12 +74,15 @@ struct FinalData {
     usage: Option<UsageData>,
     timings: Option<TimingsData>,
     citations: Vec<CitationData>,
+    uncited_sources: Vec<u32>,
 }
 
 #[derive(Debug, Serialize)]
 struct UsageData {
     prompt_tokens: u32,
     completion_tokens: u32,
+    /// The provider reported no usage; these are thinkbank's counts.
+    estimated: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,6 +97,9 @@ struct TimingsData {
 struct CitationData {
     source_index: u32,
     verified: bool,
+    fabricated: bool,
+    support: f32,
+    occurrences: u32,
 }
 
 fn role(name: &str) -> Result<pb::ChatRole, ApiError> {
@@ -234,6 +240,7 @@ fn final_data(summary: pb::ChatFinal) -> FinalData {
         usage: summary.usage.map(|u| UsageData {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
+            estimated: u.estimated,
         }),
         timings: summary.timings.map(|t| TimingsData {
             retrieval_ms: t.retrieval_ms,
@@ -247,7 +254,11 @@ fn final_data(summary: pb::ChatFinal) -> FinalData {
             .map(|c| CitationData {
                 source_index: c.source_index,
                 verified: c.verified,
+                fabricated: c.fabricated,
+                support: c.support,
+                occurrences: c.occurrences,
             })
             .collect(),
+        uncited_sources: summary.uncited_sources,
     }
 }

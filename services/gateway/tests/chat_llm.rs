@@ -1,0 +1,156 @@
+//! Chat over HTTP with an LLM configured: the real gateway and worker (port 0), a real
+//! PostgreSQL and the OpenAI-compatible test server as the model.
+#![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use reqwest::{StatusCode, multipart};
+use serde_json::{Value, json};
+use thinkbank_testkit::{
+    FAKE_MODEL, FakeLlm, GatewayHandle, LlmConfig, Script, TestDatabase, WorkerHandle, llm_config,
+    read_sse, spawn_gateway, spawn_worker_with_llm,
+};
+
+const TIDES: &str = "Tides are the rise and fall of sea levels caused by the gravitational forces exerted by the Moon and the Sun on the oceans of the Earth.";
+const COFFEE: &str = "Espresso is brewed by forcing hot water through finely ground coffee beans under high pressure.";
+const QUESTION: &str = "What causes ocean tides?";
+const ANSWER: &str = "Tides are caused by the gravitational forces of the Moon and the Sun [1].";
+
+struct Stack {
+    _db: TestDatabase,
+    _worker: WorkerHandle,
+    gateway: GatewayHandle,
+    http: reqwest::Client,
+}
+
+async fn stack(fake: &FakeLlm, llm: Option<LlmConfig>) -> Stack {
+    let db = TestDatabase::create().await;
+    let worker = spawn_worker_with_llm(&db, llm.unwrap_or_else(|| llm_config(fake))).await;
+    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
+    let http = reqwest::Client::new();
+    for (name, text) in [("tides.txt", TIDES), ("coffee.txt", COFFEE)] {
+        let form = multipart::Form::new()
+            .part(
+                "file",
+                multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name),
+            )
+            .text("wait", "true");
+        let response = http
+            .post(gateway.url("/api/v1/assets"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+    Stack {
+        _db: db,
+        _worker: worker,
+        gateway,
+        http,
+    }
+}
+
+async fn ask(stack: &Stack, question: &str) -> reqwest::Response {
+    stack
+        .http
+        .post(stack.gateway.url("/api/v1/chat"))
+        .json(&json!({"question": question, "top_k": 2}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_model_token_becomes_one_sse_delta_and_the_final_event_reports_citations() {
+    let fake = FakeLlm::start(Script::words(ANSWER)).await;
+    let stack = stack(&fake, None).await;
+
+    let response = ask(&stack, QUESTION).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let events = read_sse(response).await;
+    let names: Vec<&str> = events.iter().map(|(_, e)| e.event.as_str()).collect();
+    let tokens = Script::words(ANSWER).tokens;
+    let mut expected = vec!["sources"];
+    expected.extend(std::iter::repeat_n("delta", tokens.len()));
+    expected.extend(["final", "done"]);
+    assert_eq!(names, expected);
+    let deltas: Vec<String> = events
+        .iter()
+        .filter(|(_, e)| e.event == "delta")
+        .map(|(_, e)| e.json()["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(deltas, tokens);
+    let last = events[events.len() - 2].1.json();
+    assert_eq!(last["answer_mode"], "generative");
+    assert_eq!(last["model"], FAKE_MODEL);
+    assert_eq!(last["finish_reason"], "stop");
+    assert_eq!(last["citations"][0]["source_index"], 1);
+    assert_eq!(last["citations"][0]["verified"], true);
+    assert_eq!(last["citations"][0]["fabricated"], false);
+    assert_eq!(last["uncited_sources"], json!([2]));
+    assert_eq!(last["usage"]["estimated"], false);
+    assert!(fake.requests()[0].prompt().contains("[1] tides.txt"));
+}
+
+#[tokio::test]
+async fn closing_the_sse_connection_drops_the_upstream_llm_request() {
+    let tokens: Vec<String> = (0..200).map(|i| format!(" w{i}")).collect();
+    let fake = FakeLlm::start(Script::tokens(tokens).with_delay(Duration::from_millis(50))).await;
+    let stack = stack(&fake, None).await;
+
+    let response = ask(&stack, QUESTION).await;
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while let Some(chunk) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if seen.matches("event: delta").count() >= 2 {
+            break;
+        }
+    }
+    let closed_at = Instant::now();
+    drop(body);
+    let disconnected = fake.wait_for_disconnect(0, Duration::from_secs(5)).await;
+    let Some(at) = disconnected else {
+        panic!("the upstream request was not dropped within 5 s of closing the SSE stream")
+    };
+    eprintln!(
+        "upstream dropped {:?} after the browser closed",
+        at.saturating_duration_since(closed_at)
+    );
+    assert!(!fake.requests()[0].completed);
+}
+
+#[tokio::test]
+async fn a_model_failing_mid_answer_gives_an_error_event_then_done() {
+    let fake = FakeLlm::start(Script::words(ANSWER).breaking_after(2)).await;
+    let stack = stack(&fake, None).await;
+
+    let events = read_sse(ask(&stack, QUESTION).await).await;
+    let names: Vec<&str> = events.iter().map(|(_, e)| e.event.as_str()).collect();
+    assert_eq!(names, ["sources", "delta", "delta", "error", "done"]);
+    let error = events[3].1.json();
+    assert_eq!(error["error"]["code"], "unavailable", "{error}");
+}
+
+#[tokio::test]
+async fn a_dead_provider_is_answered_with_503_once_the_breaker_opens() {
+    let fake = FakeLlm::start(Script::failing(500)).await;
+    let mut llm = llm_config(&fake);
+    llm.llm_max_retries = 0;
+    llm.llm_breaker_threshold = 1;
+    let stack = stack(&fake, Some(llm)).await;
+
+    // The first failure arrives inside the stream, after the sources.
+    let events = read_sse(ask(&stack, QUESTION).await).await;
+    let names: Vec<&str> = events.iter().map(|(_, e)| e.event.as_str()).collect();
+    assert_eq!(names, ["sources", "error", "done"]);
+    // Then the breaker is open: a plain 503 before any stream, without calling the model.
+    let response = ask(&stack, QUESTION).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert_eq!(fake.requests().len(), 1);
+}
