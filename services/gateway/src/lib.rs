@@ -48,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/search", post(routes::search::search))
         .route("/api/v1/chat", post(routes::chat::chat))
         .route("/v1/embeddings", post(routes::embeddings::create))
+        .route("/v1/chat/completions", post(routes::openai::completions))
+        .route("/v1/models", get(routes::openai::models))
         .layer(DefaultBodyLimit::max(json_limit));
     Router::new()
         .route("/", get(index))

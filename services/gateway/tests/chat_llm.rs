@@ -154,3 +154,47 @@ async fn a_dead_provider_is_answered_with_503_once_the_breaker_opens() {
     assert_eq!(body["error"]["code"], "unavailable");
     assert_eq!(fake.requests().len(), 1);
 }
+
+/// The official `openai` Python package against the façade (`/v1/models`,
+/// `/v1/chat/completions` streamed and not), with the fake LLM writing the answer.
+#[tokio::test]
+async fn the_openai_python_sdk_chats_with_thinkbank_as_a_model() {
+    let fake = FakeLlm::start(Script::words(ANSWER)).await;
+    let stack = stack(&fake, None).await;
+    let python = thinkbank_testkit::required_env("THINKBANK_TEST_PYTHON");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/openai_chat.py");
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(stack.gateway.url("/v1"))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let seen: Value = serde_json::from_str(&stdout).unwrap();
+
+    assert_eq!(seen["models"], json!(["thinkbank"]));
+    let content = seen["content"].as_str().unwrap();
+    assert!(content.starts_with(ANSWER), "{content}");
+    assert!(content.contains("Sources:\n[1] tides.txt"), "{content}");
+    assert_eq!(seen["finish_reason"], "stop");
+    assert!(seen["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(seen["citations"][0]["source_index"], 1);
+    assert_eq!(seen["citations"][0]["verified"], true);
+    assert_eq!(seen["sources"][0]["filename"], "tides.txt");
+
+    assert_eq!(seen["stream_content"], content);
+    assert_eq!(seen["stream_finish_reason"], "stop");
+    assert_eq!(seen["stream_citations"][0]["verified"], true);
+    assert!(seen["stream_usage"]["total_tokens"].as_u64().unwrap() > 0);
+    // A role chunk, one per token, the footer, the finish chunk and the usage chunk.
+    let tokens = Script::words(ANSWER).tokens.len() as u64;
+    assert_eq!(seen["stream_chunks"].as_u64().unwrap(), tokens + 4);
+    assert_eq!(seen["unknown_model_status"], 404);
+
+    // The model saw the numbered sources, once per completion.
+    assert_eq!(fake.requests().len(), 2);
+    assert!(fake.requests()[1].prompt().contains("[1] tides.txt"));
+}

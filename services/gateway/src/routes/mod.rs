@@ -5,6 +5,7 @@ pub mod assets;
 pub mod chat;
 pub mod embeddings;
 pub mod health;
+pub mod openai;
 pub mod search;
 
 use axum::{
