@@ -3,6 +3,7 @@
 //! channel; a failed send means the caller went away, and the answerer stops at once.
 
 pub mod citations;
+pub mod conversations;
 pub mod extractive;
 pub mod generative;
 mod prompt;

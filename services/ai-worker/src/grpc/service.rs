@@ -296,69 +296,62 @@ impl AiWorker for AiWorkerService {
                 content: m.content,
             })
             .collect();
-        let question = message.question;
-        // A dead provider fails fast, before the stream opens (HTTP 503 at the gateway).
-        if let Some(llm) = &state.llm
-            && llm.is_unavailable()
-        {
-            return Err(WorkerError::Llm(crate::llm::LlmError::CircuitOpen).into());
-        }
+        let ask = super::chat::Ask {
+            tenant_id,
+            question: message.question,
+            history,
+            conversation_id: optional_uuid("conversation_id", &message.conversation_id)?,
+            filters,
+            top_k,
+        };
+        let responses = super::chat::chat_stream(state, ask).await?;
+        Ok(Response::new(Box::pin(responses)))
+    }
 
-        let (events_tx, mut events_rx) = mpsc::channel::<chat::ChatEvent>(16);
-        let (out_tx, out_rx) = mpsc::channel::<Result<pb::ChatStreamResponse, Status>>(16);
-        // The producer: when the client leaves, `out_tx` closes, the relay stops and drops
-        // `events_rx`, and the answerer (which watches `events_tx.closed()`) returns, dropping
-        // any upstream LLM request.
-        tokio::spawn(async move {
-            let relay_tx = out_tx.clone();
-            let relay = async move {
-                loop {
-                    let event = tokio::select! {
-                        biased;
-                        () = relay_tx.closed() => break,
-                        event = events_rx.recv() => event,
-                    };
-                    let Some(event) = event else { break };
-                    if relay_tx.send(Ok(convert::chat_event(event))).await.is_err() {
-                        break;
-                    }
-                }
-            };
-            let answer = async {
-                match &state.llm {
-                    Some(llm) => {
-                        let request = chat::generative::Request {
-                            pool: &state.pool,
-                            embedder: &state.embedder,
-                            llm,
-                            tenant_id,
-                            question: &question,
-                            history: &history,
-                            filters,
-                            top_k,
-                        };
-                        chat::answer_generative(request, events_tx).await
-                    }
-                    None => {
-                        let request = chat::extractive::Request {
-                            pool: &state.pool,
-                            embedder: &state.embedder,
-                            tenant_id,
-                            question: &question,
-                            history: &history,
-                            filters,
-                            top_k,
-                        };
-                        chat::answer_extractive(request, events_tx).await
-                    }
-                }
-            };
-            let (result, ()) = tokio::join!(answer, relay);
-            if let Err(error) = result {
-                let _ = out_tx.send(Err(error.into())).await;
+    async fn list_conversations(
+        &self,
+        request: Request<pb::ListConversationsRequest>,
+    ) -> Result<Response<pb::ListConversationsResponse>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let message = request.into_inner();
+        let page_size = match message.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n <= MAX_PAGE_SIZE => n,
+            n => {
+                return Err(WorkerError::InvalidArgument(format!(
+                    "page_size must be between 1 and {MAX_PAGE_SIZE}, got {n}"
+                ))
+                .into());
             }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+        };
+        let after = parse_page_token(&message.page_token)?;
+        Ok(Response::new(
+            super::chat::list(&state, tenant_id, after, page_size).await?,
+        ))
+    }
+
+    async fn get_conversation(
+        &self,
+        request: Request<pb::GetConversationRequest>,
+    ) -> Result<Response<pb::GetConversationResponse>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        Ok(Response::new(
+            super::chat::get(&state, tenant_id, id).await?,
+        ))
+    }
+
+    async fn delete_conversation(
+        &self,
+        request: Request<pb::DeleteConversationRequest>,
+    ) -> Result<Response<pb::DeleteConversationResponse>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        chat::conversations::delete(&state.pool, tenant_id, id).await?;
+        Ok(Response::new(pb::DeleteConversationResponse {}))
     }
 
     async fn get_asset(

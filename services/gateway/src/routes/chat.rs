@@ -40,6 +40,9 @@ pub struct ChatRequest {
     /// Sources to retrieve, 1..=20 (default 5).
     #[serde(default)]
     pub top_k: Option<u32>,
+    /// Continue this stored conversation (then `history` must be empty).
+    #[serde(default)]
+    pub conversation_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,14 +54,22 @@ pub struct HistoryMessage {
 }
 
 #[derive(Debug, Serialize)]
-struct SourceView {
+pub struct SourceView {
     index: u32,
     hit: Option<HitView>,
+}
+
+pub fn source_view(source: pb::Source) -> SourceView {
+    SourceView {
+        index: source.index,
+        hit: source.hit.map(views::hit),
+    }
 }
 
 #[derive(Debug, Serialize)]
 struct SourcesData {
     sources: Vec<SourceView>,
+    conversation_id: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,7 +105,7 @@ struct TimingsData {
 }
 
 #[derive(Debug, Serialize)]
-struct CitationData {
+pub struct CitationData {
     source_index: u32,
     verified: bool,
     fabricated: bool,
@@ -131,6 +142,7 @@ pub async fn chat(
         history,
         collection_ids: body.collection_ids,
         top_k: body.top_k.unwrap_or(0),
+        conversation_id: body.conversation_id.unwrap_or_default(),
     };
     let timeout = Duration::from_secs(state.config.chat_timeout_secs);
     // Validation errors arrive here, before any event, and become a plain JSON error.
@@ -197,14 +209,8 @@ fn message_event(message: pb::ChatStreamResponse) -> Event {
     let event = match message.event {
         Some(ChatEvent::Sources(sources)) => {
             Event::default().event("sources").json_data(SourcesData {
-                sources: sources
-                    .sources
-                    .into_iter()
-                    .map(|s| SourceView {
-                        index: s.index,
-                        hit: s.hit.map(views::hit),
-                    })
-                    .collect(),
+                sources: sources.sources.into_iter().map(source_view).collect(),
+                conversation_id: sources.conversation_id,
             })
         }
         Some(ChatEvent::Delta(delta)) => Event::default()
@@ -222,20 +228,38 @@ fn message_event(message: pb::ChatStreamResponse) -> Event {
     })
 }
 
+pub fn finish_reason_name(reason: pb::FinishReason) -> &'static str {
+    match reason {
+        pb::FinishReason::Unspecified => "unspecified",
+        pb::FinishReason::Stop => "stop",
+        pb::FinishReason::Length => "length",
+        pb::FinishReason::Cancelled => "cancelled",
+        pb::FinishReason::Error => "error",
+    }
+}
+
+pub fn answer_mode_name(mode: pb::AnswerMode) -> &'static str {
+    match mode {
+        pb::AnswerMode::Unspecified => "unspecified",
+        pb::AnswerMode::Extractive => "extractive",
+        pb::AnswerMode::Generative => "generative",
+    }
+}
+
+pub fn citation_data(c: pb::Citation) -> CitationData {
+    CitationData {
+        source_index: c.source_index,
+        verified: c.verified,
+        fabricated: c.fabricated,
+        support: c.support,
+        occurrences: c.occurrences,
+    }
+}
+
 fn final_data(summary: pb::ChatFinal) -> FinalData {
     FinalData {
-        finish_reason: match summary.finish_reason() {
-            pb::FinishReason::Unspecified => "unspecified",
-            pb::FinishReason::Stop => "stop",
-            pb::FinishReason::Length => "length",
-            pb::FinishReason::Cancelled => "cancelled",
-            pb::FinishReason::Error => "error",
-        },
-        answer_mode: match summary.answer_mode() {
-            pb::AnswerMode::Unspecified => "unspecified",
-            pb::AnswerMode::Extractive => "extractive",
-            pb::AnswerMode::Generative => "generative",
-        },
+        finish_reason: finish_reason_name(summary.finish_reason()),
+        answer_mode: answer_mode_name(summary.answer_mode()),
         model: summary.model,
         usage: summary.usage.map(|u| UsageData {
             prompt_tokens: u.prompt_tokens,
@@ -248,17 +272,7 @@ fn final_data(summary: pb::ChatFinal) -> FinalData {
             tokens_per_second: t.tokens_per_second,
             total_ms: t.total_ms,
         }),
-        citations: summary
-            .citations
-            .into_iter()
-            .map(|c| CitationData {
-                source_index: c.source_index,
-                verified: c.verified,
-                fabricated: c.fabricated,
-                support: c.support,
-                occurrences: c.occurrences,
-            })
-            .collect(),
+        citations: summary.citations.into_iter().map(citation_data).collect(),
         uncited_sources: summary.uncited_sources,
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod chat;
+pub mod conversations;
 pub mod embeddings;
 pub mod health;
 pub mod openai;

@@ -126,6 +126,8 @@ fn chat_request(body: CompletionRequest) -> Result<pb::ChatStreamRequest, ApiErr
         history: turns,
         collection_ids: body.collection_ids,
         top_k: body.top_k.unwrap_or(0),
+        // OpenAI clients send the whole history each time: nothing to continue.
+        conversation_id: String::new(),
     })
 }
 
