@@ -198,3 +198,61 @@ async fn the_openai_python_sdk_chats_with_thinkbank_as_a_model() {
     assert_eq!(fake.requests().len(), 2);
     assert!(fake.requests()[1].prompt().contains("[1] tides.txt"));
 }
+
+#[tokio::test]
+async fn a_chat_is_stored_and_can_be_read_continued_and_deleted_over_http() {
+    let fake = FakeLlm::start(Script::words(ANSWER)).await;
+    let stack = stack(&fake, None).await;
+
+    let events = read_sse(ask(&stack, QUESTION).await).await;
+    let id = events[0].1.json()["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = stack.gateway.url(&format!("/api/v1/conversations/{id}"));
+    let stored: Value = stack
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["conversation"]["title"], QUESTION);
+    assert_eq!(stored["messages"][0]["role"], "user");
+    assert_eq!(stored["messages"][1]["content"], ANSWER);
+    assert_eq!(stored["messages"][1]["finish_reason"], "stop");
+    assert_eq!(stored["messages"][1]["citations"][0]["verified"], true);
+    assert_eq!(
+        stored["messages"][1]["sources"][0]["hit"]["filename"],
+        "tides.txt"
+    );
+
+    let response = stack
+        .http
+        .post(stack.gateway.url("/api/v1/chat"))
+        .json(&json!({"question": "And the Sun?", "conversation_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read_sse(response).await.last().unwrap().1.event, "done");
+    let listed: Value = stack
+        .http
+        .get(stack.gateway.url("/api/v1/conversations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["conversations"][0]["id"], id.as_str());
+    assert_eq!(listed["conversations"][0]["message_count"], 4);
+
+    let deleted = stack.http.delete(&url).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let missing = stack.http.get(&url).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
