@@ -18,7 +18,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help run stop test setup build fmt lint clean
+.PHONY: help run stop test setup build fmt lint clean bench-chat
 
 help: ## list the targets
 	@echo "thinkbank make targets:"
@@ -44,6 +44,9 @@ fmt: ## format all Rust code
 
 lint: ## cargo fmt --check and clippy with warnings denied
 	@$(DEV) lint
+
+bench-chat: ## streaming chat figures with the fake LLM (release build); writes bench/results/chat.json
+	@eval "$$($(DEV) env --purpose test)" && cargo run --release -p thinkbank-testkit --bin bench-chat
 
 clean: ## stop everything and delete .data/ (venv, databases, logs, objects)
 	@$(DEV) clean
