@@ -47,6 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/assets/{id}/events", get(routes::assets::events))
         .route("/api/v1/search", post(routes::search::search))
         .route("/api/v1/chat", post(routes::chat::chat))
+        .route(
+            "/api/v1/chat/{conversation_id}/stop",
+            post(routes::chat::stop),
+        )
         .route("/api/v1/conversations", get(routes::conversations::list))
         .route(
             "/api/v1/conversations/{id}",

@@ -17,6 +17,8 @@ pub struct AppState {
     pub config: std::sync::Arc<Config>,
     /// Cancelled when the gateway shuts down; long SSE streams end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Chat streams in progress on this gateway, by conversation id, for the stop endpoint.
+    pub active_chats: crate::routes::chat::ActiveChats,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             database,
             config: std::sync::Arc::new(config),
             shutdown,
+            active_chats: crate::routes::chat::ActiveChats::default(),
         })
     }
 

@@ -256,3 +256,73 @@ async fn a_chat_is_stored_and_can_be_read_continued_and_deleted_over_http() {
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+#[tokio::test]
+async fn the_stop_endpoint_ends_the_answer_and_drops_the_upstream_request() {
+    let tokens: Vec<String> = (0..200).map(|i| format!(" w{i}")).collect();
+    let fake = FakeLlm::start(Script::tokens(tokens).with_delay(Duration::from_millis(50))).await;
+    let stack = stack(&fake, None).await;
+
+    let response = ask(&stack, QUESTION).await;
+    let reader = tokio::spawn(read_sse(response));
+    // The conversation id arrives with the sources; wait until the model is streaming.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.requests().is_empty() {
+        assert!(Instant::now() < deadline, "the model was never called");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let listed: Value = stack
+        .http
+        .get(stack.gateway.url("/api/v1/conversations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = listed["conversations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stop_url = stack.gateway.url(&format!("/api/v1/chat/{id}/stop"));
+    let stopped = stack.http.post(&stop_url).send().await.unwrap();
+    assert_eq!(stopped.status(), StatusCode::NO_CONTENT);
+
+    let events = reader.await.unwrap();
+    let names: Vec<&str> = events.iter().map(|(_, e)| e.event.as_str()).collect();
+    assert_eq!(&names[names.len() - 2..], ["error", "done"], "{names:?}");
+    assert_eq!(
+        events[names.len() - 2].1.json()["error"]["code"],
+        "cancelled"
+    );
+    assert!(
+        fake.wait_for_disconnect(0, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+
+    // Stored as cancelled; a second stop finds nothing running.
+    let url = stack.gateway.url(&format!("/api/v1/conversations/{id}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stored: Value = stack
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if stored["messages"][1]["finish_reason"] == "cancelled" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not stored as cancelled: {stored}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = stack.http.post(&stop_url).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+}

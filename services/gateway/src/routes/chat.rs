@@ -3,12 +3,19 @@
 //! Each ChatStream message becomes exactly one SSE event, sent as it arrives: `sources`, then
 //! `delta`s, then `final`; an upstream failure becomes `error`; the stream always ends with
 //! `done`. Ids increase from 1. Dropping the connection drops the gRPC call, which cancels
-//! the answer on the worker.
+//! the answer on the worker; so does `POST /api/v1/chat/{conversation_id}/stop`, after which
+//! the stream ends with an `error` event (code `cancelled`) and `done`.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
-    extract::State,
+    extract::{Path, State},
+    http::StatusCode,
     response::{
         IntoResponse,
         sse::{Event, KeepAlive, Sse},
@@ -17,6 +24,7 @@ use axum::{
 use futures::{Stream, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use thinkbank_proto::v1::{self as pb, chat_stream_response::Event as ChatEvent};
+use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
 use super::ApiJson;
@@ -28,6 +36,88 @@ use crate::{
 
 /// Reconnection delay suggested to EventSource clients.
 const RETRY_HINT: Duration = Duration::from_secs(3);
+
+/// Chat streams running on this gateway, by conversation id: the stop endpoint cancels them.
+/// (Per gateway instance: behind several replicas, stop must reach the one holding the stream.)
+#[derive(Debug, Clone, Default)]
+pub struct ActiveChats(Arc<Mutex<ChatTable>>);
+
+#[derive(Debug, Default)]
+struct ChatTable {
+    next: u64,
+    streams: HashMap<String, (u64, CancellationToken)>,
+}
+
+impl ActiveChats {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChatTable> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a stream; the registration ends when the guard is dropped.
+    fn register(&self, conversation_id: String, stop: CancellationToken) -> Registration {
+        let mut table = self.lock();
+        table.next += 1;
+        let serial = table.next;
+        table
+            .streams
+            .insert(conversation_id.clone(), (serial, stop));
+        Registration {
+            chats: self.clone(),
+            conversation_id,
+            serial,
+        }
+    }
+
+    /// Cancels the stream of `conversation_id`; false if none runs here.
+    fn stop(&self, conversation_id: &str) -> bool {
+        match self.lock().streams.remove(conversation_id) {
+            Some((_, token)) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Registration {
+    chats: ActiveChats,
+    conversation_id: String,
+    serial: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut table = self.chats.lock();
+        // Only our own entry: a newer stream of the same conversation may have replaced it.
+        if table
+            .streams
+            .get(&self.conversation_id)
+            .is_some_and(|(serial, _)| *serial == self.serial)
+        {
+            table.streams.remove(&self.conversation_id);
+        }
+    }
+}
+
+/// `POST /api/v1/chat/{conversation_id}/stop`: 204 when a running answer was stopped (the
+/// worker stores it with finish reason `cancelled`), 404 when none runs on this gateway.
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(conversation_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if state.active_chats.stop(&conversation_id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            thinkbank_common::ErrorCode::NotFound,
+            format!("no answer in progress for conversation {conversation_id}"),
+        ))
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,7 +243,8 @@ pub async fn chat(
         .await?
         .into_inner();
     let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);
-    let events = sse_events(stream).take_until(state.shutdown.clone().cancelled_owned());
+    let events = sse_events(stream, state.active_chats.clone())
+        .take_until(state.shutdown.clone().cancelled_owned());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat)))
 }
 
@@ -165,44 +256,94 @@ enum Phase {
     Over,
 }
 
+/// The relay's state between two events.
+struct Relay {
+    /// Dropped on stop, which cancels the gRPC call.
+    stream: Option<Streaming<pb::ChatStreamResponse>>,
+    last_id: u64,
+    phase: Phase,
+    stop: CancellationToken,
+    chats: ActiveChats,
+    /// Held while the stream runs, so the stop endpoint can find it.
+    registration: Option<Registration>,
+}
+
+fn error_event(error: &ApiError, request_id: &str) -> Event {
+    let mut body = serde_json::to_value(error.body()).unwrap_or_default();
+    // The body is built outside the request task, so set the id here.
+    body["error"]["request_id"] = request_id.into();
+    Event::default().event("error").data(body.to_string())
+}
+
 /// Maps the gRPC stream to SSE events, one for one, then `done`.
 fn sse_events(
     stream: Streaming<pb::ChatStreamResponse>,
+    chats: ActiveChats,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let request_id = crate::error::current_request_id();
-    futures::stream::unfold(
-        (stream, 0u64, Phase::Relaying),
-        move |(mut stream, last_id, phase)| {
-            let request_id = request_id.clone();
-            async move {
-                let done = || Event::default().event("done").data("{}");
-                let (event, next_phase) = match phase {
-                    Phase::Over => return None,
-                    Phase::Closing => (done(), Phase::Over),
-                    Phase::Relaying => match stream.message().await {
-                        Ok(Some(message)) => (message_event(message), Phase::Relaying),
-                        Ok(None) => (done(), Phase::Over),
-                        Err(status) => {
-                            let error = ApiError::from(status);
-                            let mut body = serde_json::to_value(error.body()).unwrap_or_default();
-                            // The body is built outside the request task, so set the id here.
-                            body["error"]["request_id"] = request_id.into();
-                            (
-                                Event::default().event("error").data(body.to_string()),
-                                Phase::Closing,
-                            )
+    let relay = Relay {
+        stream: Some(stream),
+        last_id: 0,
+        phase: Phase::Relaying,
+        stop: CancellationToken::new(),
+        chats,
+        registration: None,
+    };
+    futures::stream::unfold(relay, move |mut relay| {
+        let request_id = request_id.clone();
+        async move {
+            let done = || Event::default().event("done").data("{}");
+            let (event, next_phase) = match (relay.phase, relay.stream.as_mut()) {
+                (Phase::Over, _) => return None,
+                (Phase::Closing, _) | (Phase::Relaying, None) => (done(), Phase::Over),
+                (Phase::Relaying, Some(stream)) => {
+                    let next = tokio::select! {
+                        biased;
+                        () = relay.stop.cancelled() => None,
+                        next = stream.message() => Some(next),
+                    };
+                    match next {
+                        None => {
+                            relay.stream = None;
+                            let error = ApiError::new(
+                                thinkbank_common::ErrorCode::Cancelled,
+                                "the answer was stopped",
+                            );
+                            (error_event(&error, &request_id), Phase::Closing)
                         }
-                    },
-                };
-                let id = last_id + 1;
-                let mut event = event.id(id.to_string());
-                if id == 1 {
-                    event = event.retry(RETRY_HINT);
+                        Some(Ok(Some(message))) => {
+                            if let Some(ChatEvent::Sources(sources)) = &message.event
+                                && !sources.conversation_id.is_empty()
+                            {
+                                relay.registration =
+                                    Some(relay.chats.register(
+                                        sources.conversation_id.clone(),
+                                        relay.stop.clone(),
+                                    ));
+                            }
+                            (message_event(message), Phase::Relaying)
+                        }
+                        Some(Ok(None)) => (done(), Phase::Over),
+                        Some(Err(status)) => (
+                            error_event(&ApiError::from(status), &request_id),
+                            Phase::Closing,
+                        ),
+                    }
                 }
-                Some((Ok(event), (stream, id, next_phase)))
+            };
+            if next_phase != Phase::Relaying {
+                relay.registration = None;
             }
-        },
-    )
+            let id = relay.last_id + 1;
+            let mut event = event.id(id.to_string());
+            if id == 1 {
+                event = event.retry(RETRY_HINT);
+            }
+            relay.last_id = id;
+            relay.phase = next_phase;
+            Some((Ok(event), relay))
+        }
+    })
 }
 
 fn message_event(message: pb::ChatStreamResponse) -> Event {
