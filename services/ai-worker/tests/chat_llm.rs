@@ -343,3 +343,43 @@ async fn history_is_sent_to_the_model_as_earlier_turns() {
     );
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn history_beyond_the_token_budget_is_dropped_oldest_first_and_reported() {
+    let fake = FakeLlm::start(Script::words("It is called lava [1].")).await;
+    let db = TestDatabase::create().await;
+    let mut llm = llm_config(&fake);
+    llm.llm_history_tokens = 10;
+    let worker = spawn_worker_with_llm(&db, llm).await;
+    let mut client = worker.client().await;
+    ingest(&mut client).await;
+
+    let mut request = ask(QUESTION);
+    request.history = [
+        "a very old question about something else entirely",
+        "an old answer",
+        "recent",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, text)| pb::ChatMessage {
+        role: if i % 2 == 0 {
+            pb::ChatRole::User
+        } else {
+            pb::ChatRole::Assistant
+        } as i32,
+        content: (*text).into(),
+    })
+    .collect();
+    let (events, status) = collect(&mut client, request).await;
+    assert!(status.is_none(), "{status:?}");
+    assert_eq!(final_of(&events).history_messages_dropped, 1);
+    let messages = fake.requests()[0].body["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    // system, the two newest turns, the question.
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[1]["content"], "an old answer");
+    worker.stop().await;
+}

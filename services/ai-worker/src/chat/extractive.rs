@@ -105,6 +105,8 @@ pub async fn answer_extractive(
         total_ms: ms(started),
         citations: verification.citations,
         uncited_sources: verification.uncited,
+        // Only the previous user turn is used, as retrieval context.
+        history_dropped: 0,
     };
     let _ = events.send(ChatEvent::Final(summary)).await;
     Ok(())

@@ -65,7 +65,14 @@ pub async fn answer_generative(
         return Ok(());
     }
 
-    let messages = prompt::messages(request.question, request.history, &hits);
+    let count_tokens = |text: &str| request.embedder.count_tokens(text);
+    let (messages, history_dropped) = prompt::messages(
+        request.question,
+        request.history,
+        &hits,
+        request.llm.history_tokens,
+        &count_tokens,
+    );
     let prompt_text: String = messages
         .iter()
         .map(|m| m.content.as_str())
@@ -139,6 +146,7 @@ pub async fn answer_generative(
         total_ms: ms(started.elapsed()),
         citations: verification.citations,
         uncited_sources: verification.uncited,
+        history_dropped: u32::try_from(history_dropped).unwrap_or(u32::MAX),
     };
     let _ = events.send(ChatEvent::Final(summary)).await;
     Ok(())

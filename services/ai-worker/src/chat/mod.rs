@@ -61,6 +61,8 @@ pub struct ChatSummary {
     pub citations: Vec<Citation>,
     /// 1-based indexes of the sources the answer never cited.
     pub uncited_sources: Vec<u32>,
+    /// History turns left out of the prompt to fit its token budget.
+    pub history_dropped: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -13,10 +13,15 @@ or [1][3]. Cite only numbers that appear in the list. If the sources do not cont
 answer, say that you could not find it in the documents instead of guessing. Answer in the \
 language of the question.";
 
-/// Longest history kept, in characters, newest turns first (a coarse token budget).
-const MAX_HISTORY_CHARS: usize = 8_000;
-
-pub fn messages(question: &str, history: &[Turn], hits: &[Hit]) -> Vec<Message> {
+/// The prompt's messages, and how many history turns were dropped to fit `history_budget`
+/// tokens (counted by `count_tokens`), oldest first.
+pub fn messages(
+    question: &str,
+    history: &[Turn],
+    hits: &[Hit],
+    history_budget: usize,
+    count_tokens: &dyn Fn(&str) -> usize,
+) -> (Vec<Message>, usize) {
     let mut system = String::from(INSTRUCTIONS);
     system.push_str("\n\nSources:\n");
     for (i, hit) in hits.iter().enumerate() {
@@ -37,23 +42,29 @@ pub fn messages(question: &str, history: &[Turn], hits: &[Hit]) -> Vec<Message> 
         role: Role::System,
         content: system,
     }];
-    out.extend(trimmed_history(history));
+    let kept = trimmed_history(history, history_budget, count_tokens);
+    let dropped = history.len() - kept.len();
+    out.extend(kept);
     out.push(Message {
         role: Role::User,
         content: question.to_owned(),
     });
-    out
+    (out, dropped)
 }
 
 /// The newest turns that fit in the budget, oldest first.
-fn trimmed_history(history: &[Turn]) -> Vec<Message> {
+fn trimmed_history(
+    history: &[Turn],
+    budget: usize,
+    count_tokens: &dyn Fn(&str) -> usize,
+) -> Vec<Message> {
     let mut used = 0;
     let mut kept: Vec<Message> = history
         .iter()
         .rev()
         .take_while(|turn| {
-            used += turn.content.len();
-            used <= MAX_HISTORY_CHARS
+            used += count_tokens(&turn.content);
+            used <= budget
         })
         .map(|turn| Message {
             role: if turn.from_user {
@@ -74,17 +85,23 @@ mod tests {
 
     #[test]
     fn history_is_trimmed_oldest_first() {
-        let long = "x".repeat(MAX_HISTORY_CHARS / 2 + 1);
-        let history: Vec<Turn> = ["old", &long, &long]
-            .iter()
-            .map(|c| Turn {
-                from_user: true,
-                content: (*c).to_owned(),
-            })
-            .collect();
-        let messages = messages("q?", &history, &[]);
-        // system + one long turn + question: the oldest turns were dropped.
-        assert_eq!(messages.len(), 3);
-        assert_eq!(messages[2].content, "q?");
+        let words = |text: &str| text.split_whitespace().count();
+        let history: Vec<Turn> = [
+            "old turn",
+            "six words in this long turn",
+            "four words turn here",
+        ]
+        .iter()
+        .map(|c| Turn {
+            from_user: true,
+            content: (*c).to_owned(),
+        })
+        .collect();
+        let (messages, dropped) = messages("q?", &history, &[], 10, &words);
+        // 4 + 6 words fit in 10; the oldest turn does not.
+        assert_eq!(dropped, 1);
+        assert_eq!(messages.len(), 4);
+        assert_eq!(messages[1].content, "six words in this long turn");
+        assert_eq!(messages[3].content, "q?");
     }
 }

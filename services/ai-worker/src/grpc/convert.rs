@@ -204,6 +204,7 @@ fn chat_final(summary: ChatSummary) -> pb::ChatFinal {
         }),
         citations: summary.citations.iter().map(citation).collect(),
         uncited_sources: summary.uncited_sources,
+        history_messages_dropped: summary.history_dropped,
     }
 }
 

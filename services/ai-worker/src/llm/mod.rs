@@ -66,6 +66,10 @@ pub struct LlmConfig {
     #[arg(long, env = "THINKBANK_LLM_RETRY_BACKOFF", default_value = "200ms", value_parser = parse_duration)]
     pub llm_retry_backoff: Duration,
 
+    /// Token budget of the conversation history in the prompt; older turns are dropped first.
+    #[arg(long, env = "THINKBANK_LLM_HISTORY_TOKENS", default_value_t = 2000)]
+    pub llm_history_tokens: usize,
+
     /// Consecutive failed attempts that open the circuit breaker.
     #[arg(long, env = "THINKBANK_LLM_BREAKER_THRESHOLD", default_value_t = 5)]
     pub llm_breaker_threshold: u32,
@@ -89,6 +93,7 @@ impl Default for LlmConfig {
             llm_idle_timeout: Duration::from_secs(30),
             llm_max_retries: 2,
             llm_retry_backoff: Duration::from_millis(200),
+            llm_history_tokens: 2000,
             llm_breaker_threshold: 5,
             llm_breaker_cooldown: Duration::from_secs(30),
         }
@@ -174,6 +179,7 @@ pub struct Llm {
     backoff: Duration,
     first_token_timeout: Duration,
     pub idle_timeout: Duration,
+    pub history_tokens: usize,
 }
 
 impl Llm {
@@ -194,6 +200,7 @@ impl Llm {
             backoff: config.llm_retry_backoff,
             first_token_timeout: config.llm_first_token_timeout,
             idle_timeout: config.llm_idle_timeout,
+            history_tokens: config.llm_history_tokens,
         }))
     }
 

@@ -176,6 +176,7 @@ struct FinalData {
     timings: Option<TimingsData>,
     citations: Vec<CitationData>,
     uncited_sources: Vec<u32>,
+    history_messages_dropped: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -415,5 +416,6 @@ fn final_data(summary: pb::ChatFinal) -> FinalData {
         }),
         citations: summary.citations.into_iter().map(citation_data).collect(),
         uncited_sources: summary.uncited_sources,
+        history_messages_dropped: summary.history_messages_dropped,
     }
 }
