@@ -51,6 +51,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/chat/{conversation_id}/stop",
             post(routes::chat::stop),
         )
+        .route(
+            "/api/v1/chat/{conversation_id}/events",
+            get(routes::chat_resume::resume),
+        )
         .route("/api/v1/conversations", get(routes::conversations::list))
         .route(
             "/api/v1/conversations/{id}",

@@ -19,6 +19,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Chat streams in progress on this gateway, by conversation id, for the stop endpoint.
     pub active_chats: crate::routes::chat::ActiveChats,
+    /// Resumable chat streams, by conversation id (only with a resume window).
+    pub chat_hubs: crate::routes::chat_resume::Hubs,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             config: std::sync::Arc::new(config),
             shutdown,
             active_chats: crate::routes::chat::ActiveChats::default(),
+            chat_hubs: crate::routes::chat_resume::Hubs::default(),
         })
     }
 

@@ -9,7 +9,7 @@ use reqwest::{StatusCode, multipart};
 use serde_json::{Value, json};
 use thinkbank_testkit::{
     FAKE_MODEL, FakeLlm, GatewayHandle, LlmConfig, Script, TestDatabase, WorkerHandle, llm_config,
-    read_sse, spawn_gateway, spawn_worker_with_llm,
+    read_sse, spawn_gateway_with, spawn_worker_with_llm,
 };
 
 const TIDES: &str = "Tides are the rise and fall of sea levels caused by the gravitational forces exerted by the Moon and the Sun on the oceans of the Earth.";
@@ -25,9 +25,16 @@ struct Stack {
 }
 
 async fn stack(fake: &FakeLlm, llm: Option<LlmConfig>) -> Stack {
+    stack_with(fake, llm, 0).await
+}
+
+async fn stack_with(fake: &FakeLlm, llm: Option<LlmConfig>, resume_window_secs: u64) -> Stack {
     let db = TestDatabase::create().await;
     let worker = spawn_worker_with_llm(&db, llm.unwrap_or_else(|| llm_config(fake))).await;
-    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
+    let mut config = thinkbank_gateway::Config::for_worker(worker.url());
+    config.database_url = Some(db.url.clone());
+    config.sse_resume_window_secs = resume_window_secs;
+    let gateway = spawn_gateway_with(config).await;
     let http = reqwest::Client::new();
     for (name, text) in [("tides.txt", TIDES), ("coffee.txt", COFFEE)] {
         let form = multipart::Form::new()
@@ -325,4 +332,137 @@ async fn the_stop_endpoint_ends_the_answer_and_drops_the_upstream_request() {
     }
     let again = stack.http.post(&stop_url).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
+}
+
+/// Reads raw SSE frames until `deltas` delta events arrived; returns (conversation id, last
+/// event id, text so far) and drops the connection.
+async fn read_until_deltas(response: reqwest::Response, deltas: usize) -> (String, u64, String) {
+    let mut body = response.bytes_stream();
+    let (mut buffer, mut conversation, mut text, mut seen) =
+        (String::new(), String::new(), String::new(), 0);
+    while let Some(chunk) = body.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            let Some(id) = field("id: ") else { continue };
+            let last_id: u64 = id.parse().unwrap();
+            let data: Value = serde_json::from_str(&field("data: ").unwrap()).unwrap();
+            match field("event: ").as_deref() {
+                Some("sources") => {
+                    conversation = data["conversation_id"].as_str().unwrap().to_owned()
+                }
+                Some("delta") => {
+                    text.push_str(data["text"].as_str().unwrap());
+                    seen += 1;
+                    if seen == deltas {
+                        return (conversation, last_id, text);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    panic!("the stream ended before {deltas} deltas")
+}
+
+#[tokio::test]
+async fn a_client_reconnecting_with_last_event_id_gets_the_rest_of_the_answer() {
+    let tokens: Vec<String> = (0..30).map(|i| format!(" w{i}")).collect();
+    let fake =
+        FakeLlm::start(Script::tokens(tokens.clone()).with_delay(Duration::from_millis(30))).await;
+    let stack = stack_with(&fake, None, 5).await;
+
+    let (conversation, last_id, before) = read_until_deltas(ask(&stack, QUESTION).await, 3).await;
+    // The connection is gone; the answer keeps running for the resume window.
+    let url = stack
+        .gateway
+        .url(&format!("/api/v1/chat/{conversation}/events"));
+    let response = stack
+        .http
+        .get(&url)
+        .header("Last-Event-ID", last_id.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let events = read_sse(response).await;
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|(_, e)| e.id.as_deref().unwrap().parse().unwrap())
+        .collect();
+    let expected: Vec<u64> = (last_id + 1..last_id + 1 + ids.len() as u64).collect();
+    assert_eq!(ids, expected, "resumed ids continue without a gap");
+    let after: String = events
+        .iter()
+        .filter(|(_, e)| e.event == "delta")
+        .map(|(_, e)| e.json()["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(format!("{before}{after}"), tokens.concat());
+    let names: Vec<&str> = events.iter().map(|(_, e)| e.event.as_str()).collect();
+    assert_eq!(&names[names.len() - 2..], ["final", "done"]);
+    assert!(fake.requests()[0].completed, "the answer ran to its end");
+
+    // Unknown streams and bad ids are plain errors.
+    let missing = stack
+        .http
+        .get(
+            stack
+                .gateway
+                .url("/api/v1/chat/00000000-0000-0000-0000-000000000000/events"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let bad = stack
+        .http
+        .get(&url)
+        .header("Last-Event-ID", "x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn without_a_reconnect_the_answer_is_cancelled_after_the_resume_window() {
+    let tokens: Vec<String> = (0..200).map(|i| format!(" w{i}")).collect();
+    let fake = FakeLlm::start(Script::tokens(tokens).with_delay(Duration::from_millis(50))).await;
+    let stack = stack_with(&fake, None, 1).await;
+
+    let (conversation, _, _) = read_until_deltas(ask(&stack, QUESTION).await, 2).await;
+    let disconnected = fake.wait_for_disconnect(0, Duration::from_secs(10)).await;
+    assert!(
+        disconnected.is_some(),
+        "the upstream request outlived the resume window"
+    );
+    let url = stack
+        .gateway
+        .url(&format!("/api/v1/conversations/{conversation}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stored: Value = stack
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if stored["messages"][1]["finish_reason"] == "cancelled" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not stored as cancelled: {stored}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -244,8 +244,16 @@ pub async fn chat(
         .await?
         .into_inner();
     let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);
-    let events = sse_events(stream, state.active_chats.clone())
-        .take_until(state.shutdown.clone().cancelled_owned());
+    let items = sse_items(stream, state.active_chats.clone());
+    let events: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
+        if state.config.sse_resume_window_secs == 0 {
+            Box::pin(items.map(|item| Ok(item.event())))
+        } else {
+            let window = Duration::from_secs(state.config.sse_resume_window_secs);
+            let hub = super::chat_resume::Hub::start(items, window, state.chat_hubs.clone());
+            Box::pin(hub.subscribe(0).map(|item| Ok(item.event())))
+        };
+    let events = events.take_until(state.shutdown.clone().cancelled_owned());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat)))
 }
 
@@ -269,18 +277,41 @@ struct Relay {
     registration: Option<Registration>,
 }
 
-fn error_event(error: &ApiError, request_id: &str) -> Event {
+fn error_event(error: &ApiError, request_id: &str) -> (&'static str, String) {
     let mut body = serde_json::to_value(error.body()).unwrap_or_default();
     // The body is built outside the request task, so set the id here.
     body["error"]["request_id"] = request_id.into();
-    Event::default().event("error").data(body.to_string())
+    ("error", body.to_string())
+}
+
+/// One SSE event before encoding: kept as text so a resume buffer can replay it.
+#[derive(Debug, Clone)]
+pub struct SseItem {
+    pub id: u64,
+    pub name: &'static str,
+    pub data: String,
+}
+
+impl SseItem {
+    /// The wire event; the first carries the reconnection hint.
+    pub fn event(&self) -> Event {
+        let event = Event::default()
+            .event(self.name)
+            .data(&self.data)
+            .id(self.id.to_string());
+        if self.id == 1 {
+            event.retry(RETRY_HINT)
+        } else {
+            event
+        }
+    }
 }
 
 /// Maps the gRPC stream to SSE events, one for one, then `done`.
-fn sse_events(
+pub fn sse_items(
     stream: Streaming<pb::ChatStreamResponse>,
     chats: ActiveChats,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+) -> impl Stream<Item = SseItem> + Send + 'static {
     let request_id = crate::error::current_request_id();
     let relay = Relay {
         stream: Some(stream),
@@ -293,7 +324,7 @@ fn sse_events(
     futures::stream::unfold(relay, move |mut relay| {
         let request_id = request_id.clone();
         async move {
-            let done = || Event::default().event("done").data("{}");
+            let done = || ("done", "{}".to_owned());
             let (event, next_phase) = match (relay.phase, relay.stream.as_mut()) {
                 (Phase::Over, _) => return None,
                 (Phase::Closing, _) | (Phase::Relaying, None) => (done(), Phase::Over),
@@ -336,37 +367,34 @@ fn sse_events(
                 relay.registration = None;
             }
             let id = relay.last_id + 1;
-            let mut event = event.id(id.to_string());
-            if id == 1 {
-                event = event.retry(RETRY_HINT);
-            }
             relay.last_id = id;
             relay.phase = next_phase;
-            Some((Ok(event), relay))
+            let (name, data) = event;
+            Some((SseItem { id, name, data }, relay))
         }
     })
 }
 
-fn message_event(message: pb::ChatStreamResponse) -> Event {
-    let event = match message.event {
-        Some(ChatEvent::Sources(sources)) => {
-            Event::default().event("sources").json_data(SourcesData {
-                sources: sources.sources.into_iter().map(source_view).collect(),
-                conversation_id: sources.conversation_id,
-            })
+fn message_event(message: pb::ChatStreamResponse) -> (&'static str, String) {
+    let encoded = match message.event {
+        Some(ChatEvent::Sources(sources)) => serde_json::to_string(&SourcesData {
+            sources: sources.sources.into_iter().map(source_view).collect(),
+            conversation_id: sources.conversation_id,
+        })
+        .map(|d| ("sources", d)),
+        Some(ChatEvent::Delta(delta)) => {
+            serde_json::to_string(&DeltaData { text: &delta.text }).map(|d| ("delta", d))
         }
-        Some(ChatEvent::Delta(delta)) => Event::default()
-            .event("delta")
-            .json_data(DeltaData { text: &delta.text }),
-        Some(ChatEvent::Final(summary)) => Event::default()
-            .event("final")
-            .json_data(final_data(summary)),
-        None => Ok(Event::default().event("unknown").data("{}")),
+        Some(ChatEvent::Final(summary)) => {
+            serde_json::to_string(&final_data(summary)).map(|d| ("final", d))
+        }
+        None => Ok(("unknown", "{}".to_owned())),
     };
-    event.unwrap_or_else(|_| {
-        Event::default()
-            .event("error")
-            .data(r#"{"error":{"code":"internal","message":"cannot encode event"}}"#)
+    encoded.unwrap_or_else(|_| {
+        (
+            "error",
+            r#"{"error":{"code":"internal","message":"cannot encode event"}}"#.to_owned(),
+        )
     })
 }
 

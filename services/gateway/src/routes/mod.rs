@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod chat;
+pub mod chat_resume;
 pub mod conversations;
 pub mod embeddings;
 pub mod health;
