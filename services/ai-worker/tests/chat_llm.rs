@@ -311,12 +311,16 @@ async fn an_empty_knowledge_base_answers_that_nothing_was_found_without_asking_t
 }
 
 #[tokio::test]
-async fn history_is_sent_to_the_model_as_earlier_turns() {
+async fn a_follow_up_is_rewritten_for_retrieval_and_the_history_is_sent_as_earlier_turns() {
     let fake = FakeLlm::start(Script::words("It is called lava [1].")).await;
     let db = TestDatabase::create().await;
     let (worker, mut client) = stack(&fake, &db).await;
+    // The first call rewrites the follow-up into a standalone question.
+    fake.push_script(Script::words(
+        "What is magma called when it reaches the surface?",
+    ));
 
-    let mut request = ask("And what is it called at the surface?");
+    let mut request = ask("And what is it called up there?");
     request.history = vec![
         pb::ChatMessage {
             role: pb::ChatRole::User as i32,
@@ -327,9 +331,30 @@ async fn history_is_sent_to_the_model_as_earlier_turns() {
             content: "Molten rock, ash and gases [1].".into(),
         },
     ];
-    let (_, status) = collect(&mut client, request).await;
+    let (events, status) = collect(&mut client, request).await;
     assert!(status.is_none(), "{status:?}");
-    let body = &fake.requests()[0].body;
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[0].prompt().contains("standalone question"));
+    assert!(
+        requests[0]
+            .prompt()
+            .ends_with("And what is it called up there?")
+    );
+    // Retrieval ran on the rewrite: the volcano document is source [1].
+    let Event::Sources(sources) = &events[0] else {
+        panic!("first event must be sources")
+    };
+    assert_eq!(
+        sources.sources[0].hit.as_ref().unwrap().filename,
+        "volcanoes.md"
+    );
+    // The answer prompt keeps the user's own words and the history.
+    let body = &requests[1].body;
+    assert_eq!(
+        body["messages"][3]["content"],
+        "And what is it called up there?"
+    );
     let roles: Vec<&str> = body["messages"]
         .as_array()
         .unwrap()
@@ -353,6 +378,7 @@ async fn history_beyond_the_token_budget_is_dropped_oldest_first_and_reported() 
     let worker = spawn_worker_with_llm(&db, llm).await;
     let mut client = worker.client().await;
     ingest(&mut client).await;
+    fake.push_script(Script::words(QUESTION));
 
     let mut request = ask(QUESTION);
     request.history = [
@@ -374,7 +400,7 @@ async fn history_beyond_the_token_budget_is_dropped_oldest_first_and_reported() 
     let (events, status) = collect(&mut client, request).await;
     assert!(status.is_none(), "{status:?}");
     assert_eq!(final_of(&events).history_messages_dropped, 1);
-    let messages = fake.requests()[0].body["messages"]
+    let messages = fake.requests()[1].body["messages"]
         .as_array()
         .unwrap()
         .clone();

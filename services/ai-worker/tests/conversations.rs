@@ -81,10 +81,13 @@ async fn answers_are_stored_and_a_conversation_continues_with_its_history() {
     );
     assert!(answer.citations[0].verified);
 
-    // Continuing by id: the stored turns are the model's history.
+    // Continuing by id: the stored turns are the model's history (the follow-up is first
+    // rewritten into a standalone question, then answered).
+    fake.push_script(Script::words("What escapes from a volcano with magma?"));
     let again = chat(&mut client, ask("And what escapes with it?", &id)).await;
     assert_eq!(again, id);
-    let body = &fake.requests()[1].body;
+    assert_eq!(fake.requests().len(), 3);
+    let body = &fake.requests()[2].body;
     let roles: Vec<&str> = body["messages"]
         .as_array()
         .unwrap()

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     AnswerMode, ChatEvent, ChatSummary, FinishReason, Turn, citations, extractive::NOTHING_FOUND,
-    prompt, retrieve,
+    prompt, retrieve, rewrite,
 };
 use crate::{
     embed::LocalEmbedder,
@@ -51,11 +51,16 @@ pub async fn answer_generative(
     events: mpsc::Sender<ChatEvent>,
 ) -> Result<()> {
     let started = Instant::now();
+    let Some(query) =
+        rewrite::retrieval_text(request.llm, request.question, request.history, &events).await
+    else {
+        return Ok(());
+    };
     let (hits, _) = retrieve::retrieve(
         request.pool,
         request.embedder,
         request.tenant_id,
-        retrieve::retrieval_query(request.question, request.history),
+        query,
         &request.filters,
         request.top_k,
     )

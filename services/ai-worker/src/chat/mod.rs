@@ -8,6 +8,7 @@ pub mod extractive;
 pub mod generative;
 mod prompt;
 mod retrieve;
+mod rewrite;
 mod sentences;
 
 pub use extractive::answer_extractive;

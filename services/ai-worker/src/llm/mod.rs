@@ -70,6 +70,10 @@ pub struct LlmConfig {
     #[arg(long, env = "THINKBANK_LLM_HISTORY_TOKENS", default_value_t = 2000)]
     pub llm_history_tokens: usize,
 
+    /// Let the model rewrite follow-up questions into standalone ones before retrieval.
+    #[arg(long, env = "THINKBANK_LLM_REWRITE_QUESTIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub llm_rewrite_questions: bool,
+
     /// Consecutive failed attempts that open the circuit breaker.
     #[arg(long, env = "THINKBANK_LLM_BREAKER_THRESHOLD", default_value_t = 5)]
     pub llm_breaker_threshold: u32,
@@ -94,6 +98,7 @@ impl Default for LlmConfig {
             llm_max_retries: 2,
             llm_retry_backoff: Duration::from_millis(200),
             llm_history_tokens: 2000,
+            llm_rewrite_questions: true,
             llm_breaker_threshold: 5,
             llm_breaker_cooldown: Duration::from_secs(30),
         }
@@ -180,6 +185,7 @@ pub struct Llm {
     first_token_timeout: Duration,
     pub idle_timeout: Duration,
     pub history_tokens: usize,
+    pub rewrite_questions: bool,
 }
 
 impl Llm {
@@ -201,6 +207,7 @@ impl Llm {
             first_token_timeout: config.llm_first_token_timeout,
             idle_timeout: config.llm_idle_timeout,
             history_tokens: config.llm_history_tokens,
+            rewrite_questions: config.llm_rewrite_questions,
         }))
     }
 
