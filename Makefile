@@ -18,7 +18,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help run stop test setup build fmt lint clean eval bench-ingest
+.PHONY: help run stop test setup build fmt lint clean eval bench-ingest bench-chat
 
 help: ## list the targets
 	@echo "thinkbank make targets:"
@@ -50,6 +50,9 @@ eval: ## retrieval quality (MRR@10, nDCG@10, recall@1/10) per mode on the Rust B
 	  THINKBANK_EVAL_SECTIONS=all THINKBANK_EVAL_MAX_CHARS=all THINKBANK_EVAL_SWEEP=1 \
 	  THINKBANK_EVAL_OUT=$(CURDIR)/bench/results/eval.json \
 	  cargo test -p thinkbank-gateway --test retrieval_eval -- --nocapture
+
+bench-chat: ## streaming chat figures with the fake LLM (release build); writes bench/results/chat.json
+	@eval "$$($(DEV) env --purpose test)" && cargo run --release -p thinkbank-testkit --bin bench-chat
 
 clean: ## stop everything and delete .data/ (venv, databases, logs, objects)
 	@$(DEV) clean

@@ -65,6 +65,10 @@ pub struct Config {
 
     #[command(flatten)]
     pub parsing: crate::ingest::parse::ParseSettings,
+
+    /// The optional LLM for generative answers (`THINKBANK_LLM_*`).
+    #[command(flatten)]
+    pub llm: crate::llm::LlmConfig,
 }
 
 /// Parses "250ms", "30s", "5m", "1h" or a bare number of seconds.

@@ -2,6 +2,8 @@
 
 use thinkbank_common::ErrorCode;
 
+use crate::llm::LlmError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error("{0}")]
@@ -22,6 +24,8 @@ pub enum WorkerError {
     Embedding(String),
     #[error("{0}")]
     Internal(String),
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
 }
 
 pub type Result<T, E = WorkerError> = std::result::Result<T, E>;
@@ -38,6 +42,18 @@ impl WorkerError {
             Self::Database(_) | Self::ObjectStore(_) | Self::Embedding(_) | Self::Internal(_) => {
                 ErrorCode::Internal
             }
+            Self::Llm(error) => match error {
+                LlmError::Http { status, .. } if *status == 429 || *status >= 500 => {
+                    ErrorCode::Unavailable
+                }
+                LlmError::Http { .. } | LlmError::Config(_) | LlmError::Protocol(_) => {
+                    ErrorCode::Internal
+                }
+                LlmError::CircuitOpen
+                | LlmError::Transport(_)
+                | LlmError::Timeout(_)
+                | LlmError::Broken(_) => ErrorCode::Unavailable,
+            },
         }
     }
 }
@@ -52,6 +68,22 @@ fn is_connectivity_error(error: &sqlx::Error) -> bool {
 impl From<WorkerError> for tonic::Status {
     fn from(error: WorkerError) -> Self {
         let code = error.code();
+        if let WorkerError::Llm(llm) = &error {
+            // The caller may show this: it says what failed without the provider's internals.
+            tracing::warn!(error = %llm, "llm request failed");
+            let message = match llm {
+                LlmError::CircuitOpen => llm.to_string(),
+                LlmError::Http { status, .. } => {
+                    format!("the language model failed (http {status})")
+                }
+                LlmError::Timeout(_) => "the language model did not answer in time".into(),
+                LlmError::Broken(_) => "the language model stream broke off".into(),
+                LlmError::Transport(_) => "cannot reach the language model".into(),
+                LlmError::Protocol(_) => "the language model sent an unreadable answer".into(),
+                LlmError::Config(_) => "the language model is misconfigured".into(),
+            };
+            return code.status(message);
+        }
         if code == ErrorCode::Internal || code == ErrorCode::Unavailable {
             // Logged once here, where it becomes a response; callers get no internals.
             tracing::error!(error = %error, "request failed");

@@ -12,6 +12,7 @@ pub mod embed;
 pub mod error;
 pub mod grpc;
 pub mod ingest;
+pub mod llm;
 pub mod search;
 
 use std::{
@@ -50,6 +51,8 @@ pub struct State {
     pub assets: Assets,
     pub objects: Objects,
     pub embedder: LocalEmbedder,
+    /// The LLM for generative answers; `None` means extractive answers.
+    pub llm: Option<llm::Llm>,
     pub max_asset_bytes: usize,
     /// Wakes the ingestion loops when this process queues work.
     pub wake: Arc<Notify>,
@@ -179,7 +182,15 @@ async fn initialise(config: &Config) -> anyhow::Result<State> {
             config.object_store_dir.display()
         )
     })?;
+    let llm = llm::Llm::from_config(&config.llm).context("cannot set up the llm client")?;
+    match &llm {
+        Some(llm) => tracing::info!(model = llm.model(), "answers are generative"),
+        None => {
+            tracing::info!("no llm configured (THINKBANK_LLM_BASE_URL); answers are extractive")
+        }
+    }
     Ok(State {
+        llm,
         assets: Assets::new(pool.clone()),
         pool,
         objects,

@@ -56,6 +56,12 @@ pub struct Config {
     /// Interval of SSE heartbeat comments, in seconds.
     #[arg(long, env = "THINKBANK_SSE_HEARTBEAT_SECS", default_value_t = 15)]
     pub sse_heartbeat_secs: u64,
+
+    /// Seconds a chat stream outlives its connection so a client can resume it with
+    /// `Last-Event-ID` (`GET /api/v1/chat/{conversation_id}/events`). 0 (the default) cancels
+    /// the answer the moment the connection closes.
+    #[arg(long, env = "THINKBANK_SSE_RESUME_WINDOW_SECS", default_value_t = 0)]
+    pub sse_resume_window_secs: u64,
 }
 
 impl Config {
@@ -75,6 +81,7 @@ impl Config {
             ingest_wait_timeout_secs: 300,
             chat_timeout_secs: 300,
             sse_heartbeat_secs: 15,
+            sse_resume_window_secs: 0,
         }
     }
 }

@@ -56,7 +56,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/assets/{id}/events", get(routes::assets::events))
         .route("/api/v1/search", post(routes::search::search))
         .route("/api/v1/chat", post(routes::chat::chat))
+        .route(
+            "/api/v1/chat/{conversation_id}/stop",
+            post(routes::chat::stop),
+        )
+        .route(
+            "/api/v1/chat/{conversation_id}/events",
+            get(routes::chat_resume::resume),
+        )
+        .route("/api/v1/conversations", get(routes::conversations::list))
+        .route(
+            "/api/v1/conversations/{id}",
+            get(routes::conversations::get).delete(routes::conversations::delete),
+        )
         .route("/v1/embeddings", post(routes::embeddings::create))
+        .route("/v1/chat/completions", post(routes::openai::completions))
+        .route("/v1/models", get(routes::openai::models))
         .layer(DefaultBodyLimit::max(json_limit));
     Router::new()
         .route("/", get(index))

@@ -17,6 +17,10 @@ pub struct AppState {
     pub config: std::sync::Arc<Config>,
     /// Cancelled when the gateway shuts down; long SSE streams end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Chat streams in progress on this gateway, by conversation id, for the stop endpoint.
+    pub active_chats: crate::routes::chat::ActiveChats,
+    /// Resumable chat streams, by conversation id (only with a resume window).
+    pub chat_hubs: crate::routes::chat_resume::Hubs,
 }
 
 impl AppState {
@@ -55,6 +59,8 @@ impl AppState {
             database,
             config: std::sync::Arc::new(config),
             shutdown,
+            active_chats: crate::routes::chat::ActiveChats::default(),
+            chat_hubs: crate::routes::chat_resume::Hubs::default(),
         })
     }
 

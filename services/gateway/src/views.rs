@@ -153,7 +153,7 @@ pub fn hit(hit: pb::SearchHit) -> HitView {
     }
 }
 
-fn rfc3339(ts: prost_types::Timestamp) -> String {
+pub fn rfc3339(ts: prost_types::Timestamp) -> String {
     let nanos = u32::try_from(ts.nanos).unwrap_or(0);
     chrono::DateTime::from_timestamp(ts.seconds, nanos)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))

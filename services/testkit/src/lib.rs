@@ -6,9 +6,12 @@
     reason = "test set-up fails loudly with a message"
 )]
 
+mod fake_llm;
 mod gateway;
 
+pub use fake_llm::{FAKE_MODEL, FakeLlm, FinishQuirk, RecordedRequest, Script};
 pub use gateway::{GatewayHandle, SseEvent, SseJson, read_sse, spawn_gateway, spawn_gateway_with};
+pub use thinkbank_ai_worker::llm::LlmConfig;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -165,7 +168,32 @@ pub fn worker_config(
         chunk_tokens: 200,
         chunk_overlap_tokens: 32,
         parsing: thinkbank_ai_worker::ingest::parse::ParseSettings::default(),
+        llm: thinkbank_ai_worker::llm::LlmConfig::default(),
     }
+}
+
+/// LLM settings pointing at `fake`, with test-sized backoff and breaker.
+pub fn llm_config(fake: &FakeLlm) -> thinkbank_ai_worker::llm::LlmConfig {
+    thinkbank_ai_worker::llm::LlmConfig {
+        llm_base_url: Some(fake.base_url()),
+        llm_api_key: "test-key".into(),
+        llm_model: FAKE_MODEL.into(),
+        llm_first_token_timeout: Duration::from_secs(20),
+        llm_idle_timeout: Duration::from_secs(20),
+        llm_retry_backoff: Duration::from_millis(20),
+        ..thinkbank_ai_worker::llm::LlmConfig::default()
+    }
+}
+
+/// Starts a worker whose answers come from `llm` (see [`llm_config`]).
+pub async fn spawn_worker_with_llm(
+    db: &TestDatabase,
+    llm: thinkbank_ai_worker::llm::LlmConfig,
+) -> WorkerHandle {
+    let objects_dir = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let mut config = worker_config(db, &objects_dir);
+    config.llm = llm;
+    spawn_worker_with(config).await
 }
 
 /// Starts a worker on port 0 against `db` and waits until its health check says SERVING.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{AnswerMode, ChatEvent, ChatSummary, Citation, FinishReason, Turn, sentences};
+use super::{AnswerMode, ChatEvent, ChatSummary, FinishReason, Turn, citations, sentences};
 use crate::{
     embed::{LocalEmbedder, cosine},
     error::{Result, WorkerError},
@@ -41,22 +41,14 @@ pub async fn answer_extractive(
     events: mpsc::Sender<ChatEvent>,
 ) -> Result<()> {
     let started = Instant::now();
-    // Extractive mode cannot rewrite a follow-up question, so it retrieves with the previous
-    // user turn as context, honestly concatenated.
-    let retrieval_query = match request.history.iter().rev().find(|t| t.from_user) {
-        Some(previous) => format!("{}\n{}", previous.content, request.question),
-        None => request.question.to_owned(),
-    };
     let embedder = request.embedder.clone();
-    let query_vector = embed_one(&embedder, retrieval_query).await?;
-    let hits = search::vector(
+    let (hits, query_vector) = super::retrieve(
         request.pool,
+        &embedder,
         request.tenant_id,
-        embedder.info(),
-        &query_vector,
+        super::retrieve::retrieval_query(request.question, request.history),
         &request.filters,
         request.top_k,
-        0.0,
     )
     .await?;
     let retrieval_ms = ms(started);
@@ -72,7 +64,6 @@ pub async fn answer_extractive(
     };
 
     let mut pieces: Vec<String> = Vec::new();
-    let mut citations: Vec<Citation> = Vec::new();
     if quotes.is_empty() {
         pieces.extend(words(NOTHING_FOUND));
     }
@@ -83,13 +74,11 @@ pub async fn answer_extractive(
         }
         pieces.extend(words(&quote.text));
         pieces.push(format!(" [{number}]"));
-        if !citations.iter().any(|c| c.source_index == number) {
-            citations.push(Citation {
-                source_index: number,
-                verified: true,
-            });
-        }
     }
+    // Quotes are verbatim, so this always verifies; running the same check keeps both modes
+    // reporting citations identically.
+    let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+    let verification = citations::verify(&pieces.concat(), &texts);
 
     let mut first_token_ms = None;
     let generation_started = Instant::now();
@@ -109,11 +98,15 @@ pub async fn answer_extractive(
         model: MODEL_NAME.into(),
         prompt_tokens: u32::try_from(embedder.count_tokens(request.question)).unwrap_or(u32::MAX),
         completion_tokens: sent,
+        usage_estimated: true,
         retrieval_ms,
         time_to_first_token_ms: first_token_ms.unwrap_or(0.0),
         tokens_per_second: f64::from(sent) / generation_secs,
         total_ms: ms(started),
-        citations,
+        citations: verification.citations,
+        uncited_sources: verification.uncited,
+        // Only the previous user turn is used, as retrieval context.
+        history_dropped: 0,
     };
     let _ = events.send(ChatEvent::Final(summary)).await;
     Ok(())
@@ -158,17 +151,6 @@ async fn pick_quotes(
         .collect();
     chosen.sort_by_key(|s| (s.source, s.position));
     Ok(chosen)
-}
-
-async fn embed_one(embedder: &LocalEmbedder, text: String) -> Result<Vec<f32>> {
-    let model = embedder.clone();
-    let mut out = tokio::task::spawn_blocking(move || model.embed_blocking(&[text.as_str()]))
-        .await
-        .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
-        .map_err(WorkerError::Embedding)?;
-    out.pop()
-        .map(|e| e.vector)
-        .ok_or_else(|| WorkerError::Embedding("no vector returned".into()))
 }
 
 /// Splits text into word deltas that concatenate back to the words joined by single spaces.

@@ -2,10 +2,18 @@
 //! `ChatEvent`s — sources first, then text deltas, then one final summary — into a bounded
 //! channel; a failed send means the caller went away, and the answerer stops at once.
 
+pub mod citations;
+pub mod conversations;
 pub mod extractive;
+pub mod generative;
+mod prompt;
+mod retrieve;
+mod rewrite;
 mod sentences;
 
 pub use extractive::answer_extractive;
+pub use generative::answer_generative;
+pub use retrieve::retrieve;
 
 use crate::search::Hit;
 
@@ -16,18 +24,26 @@ pub const DEFAULT_SOURCES: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
     Stop,
+    Length,
     Cancelled,
+    Error,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnswerMode {
     Extractive,
+    Generative,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Citation {
     pub source_index: u32,
     pub verified: bool,
+    /// The number names no source.
+    pub fabricated: bool,
+    /// Lowest share of content words found in the source over the citing sentences.
+    pub support: f32,
+    pub occurrences: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,11 +53,17 @@ pub struct ChatSummary {
     pub model: String,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Usage was counted here because the provider reported none.
+    pub usage_estimated: bool,
     pub retrieval_ms: f64,
     pub time_to_first_token_ms: f64,
     pub tokens_per_second: f64,
     pub total_ms: f64,
     pub citations: Vec<Citation>,
+    /// 1-based indexes of the sources the answer never cited.
+    pub uncited_sources: Vec<u32>,
+    /// History turns left out of the prompt to fit its token budget.
+    pub history_dropped: u32,
 }
 
 #[derive(Debug, Clone)]

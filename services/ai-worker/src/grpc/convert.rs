@@ -5,7 +5,7 @@ use thinkbank_proto::v1 as pb;
 
 use crate::{
     assets::{AssetRow, Stage, Status},
-    chat::{AnswerMode, ChatEvent, ChatSummary, FinishReason},
+    chat::{AnswerMode, ChatEvent, ChatSummary, Citation, FinishReason, conversations},
     search::{Explain, Hit},
 };
 
@@ -104,18 +104,22 @@ fn explain(explain: &Explain) -> pb::SearchExplain {
     }
 }
 
-pub fn chat_event(event: ChatEvent) -> pb::ChatStreamResponse {
+fn sources(hits: &[Hit]) -> Vec<pb::Source> {
+    hits.iter()
+        .enumerate()
+        .map(|(i, h)| pb::Source {
+            index: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            hit: Some(hit(h)),
+        })
+        .collect()
+}
+
+pub fn chat_event(event: ChatEvent, conversation_id: uuid::Uuid) -> pb::ChatStreamResponse {
     use pb::chat_stream_response::Event;
     let event = match event {
         ChatEvent::Sources(hits) => Event::Sources(pb::ChatSources {
-            sources: hits
-                .iter()
-                .enumerate()
-                .map(|(i, h)| pb::Source {
-                    index: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                    hit: Some(hit(h)),
-                })
-                .collect(),
+            sources: sources(&hits),
+            conversation_id: conversation_id.to_string(),
         }),
         ChatEvent::Delta(text) => Event::Delta(pb::ChatDelta { text }),
         ChatEvent::Final(summary) => Event::Final(chat_final(summary)),
@@ -123,19 +127,92 @@ pub fn chat_event(event: ChatEvent) -> pb::ChatStreamResponse {
     pb::ChatStreamResponse { event: Some(event) }
 }
 
+fn finish_reason(reason: FinishReason) -> pb::FinishReason {
+    match reason {
+        FinishReason::Stop => pb::FinishReason::Stop,
+        FinishReason::Length => pb::FinishReason::Length,
+        FinishReason::Cancelled => pb::FinishReason::Cancelled,
+        FinishReason::Error => pb::FinishReason::Error,
+    }
+}
+
+fn answer_mode(mode: AnswerMode) -> pb::AnswerMode {
+    match mode {
+        AnswerMode::Extractive => pb::AnswerMode::Extractive,
+        AnswerMode::Generative => pb::AnswerMode::Generative,
+    }
+}
+
+fn citation(c: &Citation) -> pb::Citation {
+    pb::Citation {
+        source_index: c.source_index,
+        verified: c.verified,
+        fabricated: c.fabricated,
+        support: c.support,
+        occurrences: c.occurrences,
+    }
+}
+
+pub fn conversation(row: &conversations::ConversationRow) -> pb::Conversation {
+    pb::Conversation {
+        id: row.id.to_string(),
+        title: row.title.clone(),
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+        message_count: u32::try_from(row.message_count).unwrap_or(0),
+    }
+}
+
+pub fn conversation_message(row: conversations::MessageRow) -> pb::ConversationMessage {
+    let named = |name: Option<&str>, reasons: &[(&str, FinishReason)]| {
+        name.and_then(|n| reasons.iter().find(|(k, _)| *k == n).map(|(_, r)| *r))
+    };
+    let finish = named(
+        row.finish_reason.as_deref(),
+        &[
+            ("stop", FinishReason::Stop),
+            ("length", FinishReason::Length),
+            ("cancelled", FinishReason::Cancelled),
+            ("error", FinishReason::Error),
+        ],
+    );
+    let mode = match row.answer_mode.as_deref() {
+        Some("extractive") => Some(AnswerMode::Extractive),
+        Some("generative") => Some(AnswerMode::Generative),
+        _ => None,
+    };
+    let hits: Vec<Hit> = row.sources.0.into_iter().map(Hit::from).collect();
+    pb::ConversationMessage {
+        id: row.id.to_string(),
+        role: if row.role == "user" {
+            pb::ChatRole::User
+        } else {
+            pb::ChatRole::Assistant
+        } as i32,
+        content: row.content,
+        sources: sources(&hits),
+        citations: row
+            .citations
+            .0
+            .into_iter()
+            .map(|c| citation(&c.into()))
+            .collect(),
+        finish_reason: finish.map_or(pb::FinishReason::Unspecified, finish_reason) as i32,
+        answer_mode: mode.map_or(pb::AnswerMode::Unspecified, answer_mode) as i32,
+        model: row.model,
+        created_at: Some(timestamp(row.created_at)),
+    }
+}
+
 fn chat_final(summary: ChatSummary) -> pb::ChatFinal {
     pb::ChatFinal {
-        finish_reason: match summary.finish_reason {
-            FinishReason::Stop => pb::FinishReason::Stop,
-            FinishReason::Cancelled => pb::FinishReason::Cancelled,
-        } as i32,
-        answer_mode: match summary.mode {
-            AnswerMode::Extractive => pb::AnswerMode::Extractive,
-        } as i32,
+        finish_reason: finish_reason(summary.finish_reason) as i32,
+        answer_mode: answer_mode(summary.mode) as i32,
         model: summary.model,
         usage: Some(pb::ChatUsage {
             prompt_tokens: summary.prompt_tokens,
             completion_tokens: summary.completion_tokens,
+            estimated: summary.usage_estimated,
         }),
         timings: Some(pb::ChatTimings {
             retrieval_ms: summary.retrieval_ms,
@@ -143,14 +220,9 @@ fn chat_final(summary: ChatSummary) -> pb::ChatFinal {
             tokens_per_second: summary.tokens_per_second,
             total_ms: summary.total_ms,
         }),
-        citations: summary
-            .citations
-            .into_iter()
-            .map(|c| pb::Citation {
-                source_index: c.source_index,
-                verified: c.verified,
-            })
-            .collect(),
+        citations: summary.citations.iter().map(citation).collect(),
+        uncited_sources: summary.uncited_sources,
+        history_messages_dropped: summary.history_dropped,
     }
 }
 

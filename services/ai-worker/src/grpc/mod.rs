@@ -1,5 +1,6 @@
 //! The tonic adapter: takes requests apart, calls the domain, converts results.
 
+mod chat;
 mod convert;
 mod search_convert;
 mod service;

@@ -254,36 +254,62 @@ impl AiWorker for AiWorkerService {
                 content: m.content,
             })
             .collect();
-        let question = message.question;
+        let ask = super::chat::Ask {
+            tenant_id,
+            question: message.question,
+            history,
+            conversation_id: optional_uuid("conversation_id", &message.conversation_id)?,
+            filters,
+            top_k,
+        };
+        let responses = super::chat::chat_stream(state, ask).await?;
+        Ok(Response::new(Box::pin(responses)))
+    }
 
-        let (events_tx, mut events_rx) = mpsc::channel::<chat::ChatEvent>(16);
-        let (out_tx, out_rx) = mpsc::channel::<Result<pb::ChatStreamResponse, Status>>(16);
-        // The producer: when the client leaves, `out_tx` fails, the relay stops, `events_tx`
-        // fails in turn, and the answerer returns.
-        tokio::spawn(async move {
-            let request = chat::extractive::Request {
-                pool: &state.pool,
-                embedder: &state.embedder,
-                tenant_id,
-                question: &question,
-                history: &history,
-                filters,
-                top_k,
-            };
-            let relay_tx = out_tx.clone();
-            let relay = async move {
-                while let Some(event) = events_rx.recv().await {
-                    if relay_tx.send(Ok(convert::chat_event(event))).await.is_err() {
-                        break;
-                    }
-                }
-            };
-            let (result, ()) = tokio::join!(chat::answer_extractive(request, events_tx), relay);
-            if let Err(error) = result {
-                let _ = out_tx.send(Err(error.into())).await;
+    async fn list_conversations(
+        &self,
+        request: Request<pb::ListConversationsRequest>,
+    ) -> Result<Response<pb::ListConversationsResponse>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let message = request.into_inner();
+        let page_size = match message.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n <= MAX_PAGE_SIZE => n,
+            n => {
+                return Err(WorkerError::InvalidArgument(format!(
+                    "page_size must be between 1 and {MAX_PAGE_SIZE}, got {n}"
+                ))
+                .into());
             }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+        };
+        let after = parse_page_token(&message.page_token)?;
+        Ok(Response::new(
+            super::chat::list(&state, tenant_id, after, page_size).await?,
+        ))
+    }
+
+    async fn get_conversation(
+        &self,
+        request: Request<pb::GetConversationRequest>,
+    ) -> Result<Response<pb::GetConversationResponse>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        Ok(Response::new(
+            super::chat::get(&state, tenant_id, id).await?,
+        ))
+    }
+
+    async fn delete_conversation(
+        &self,
+        request: Request<pb::DeleteConversationRequest>,
+    ) -> Result<Response<pb::DeleteConversationResponse>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        chat::conversations::delete(&state.pool, tenant_id, id).await?;
+        Ok(Response::new(pb::DeleteConversationResponse {}))
     }
 
     async fn get_asset(

@@ -3,12 +3,19 @@
 //! Each ChatStream message becomes exactly one SSE event, sent as it arrives: `sources`, then
 //! `delta`s, then `final`; an upstream failure becomes `error`; the stream always ends with
 //! `done`. Ids increase from 1. Dropping the connection drops the gRPC call, which cancels
-//! the answer on the worker.
+//! the answer on the worker; so does `POST /api/v1/chat/{conversation_id}/stop`, after which
+//! the stream ends with an `error` event (code `cancelled`) and `done`.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
-    extract::State,
+    extract::{Path, State},
+    http::StatusCode,
     response::{
         IntoResponse,
         sse::{Event, KeepAlive, Sse},
@@ -17,6 +24,7 @@ use axum::{
 use futures::{Stream, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use thinkbank_proto::v1::{self as pb, chat_stream_response::Event as ChatEvent};
+use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
 use super::ApiJson;
@@ -29,6 +37,88 @@ use crate::{
 /// Reconnection delay suggested to EventSource clients.
 const RETRY_HINT: Duration = Duration::from_secs(3);
 
+/// Chat streams running on this gateway, by conversation id: the stop endpoint cancels them.
+/// (Per gateway instance: behind several replicas, stop must reach the one holding the stream.)
+#[derive(Debug, Clone, Default)]
+pub struct ActiveChats(Arc<Mutex<ChatTable>>);
+
+#[derive(Debug, Default)]
+struct ChatTable {
+    next: u64,
+    streams: HashMap<String, (u64, CancellationToken)>,
+}
+
+impl ActiveChats {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChatTable> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a stream; the registration ends when the guard is dropped.
+    fn register(&self, conversation_id: String, stop: CancellationToken) -> Registration {
+        let mut table = self.lock();
+        table.next += 1;
+        let serial = table.next;
+        table
+            .streams
+            .insert(conversation_id.clone(), (serial, stop));
+        Registration {
+            chats: self.clone(),
+            conversation_id,
+            serial,
+        }
+    }
+
+    /// Cancels the stream of `conversation_id`; false if none runs here.
+    fn stop(&self, conversation_id: &str) -> bool {
+        match self.lock().streams.remove(conversation_id) {
+            Some((_, token)) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Registration {
+    chats: ActiveChats,
+    conversation_id: String,
+    serial: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut table = self.chats.lock();
+        // Only our own entry: a newer stream of the same conversation may have replaced it.
+        if table
+            .streams
+            .get(&self.conversation_id)
+            .is_some_and(|(serial, _)| *serial == self.serial)
+        {
+            table.streams.remove(&self.conversation_id);
+        }
+    }
+}
+
+/// `POST /api/v1/chat/{conversation_id}/stop`: 204 when a running answer was stopped (the
+/// worker stores it with finish reason `cancelled`), 404 when none runs on this gateway.
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(conversation_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if state.active_chats.stop(&conversation_id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            thinkbank_common::ErrorCode::NotFound,
+            format!("no answer in progress for conversation {conversation_id}"),
+        ))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
@@ -40,6 +130,9 @@ pub struct ChatRequest {
     /// Sources to retrieve, 1..=20 (default 5).
     #[serde(default)]
     pub top_k: Option<u32>,
+    /// Continue this stored conversation (then `history` must be empty).
+    #[serde(default)]
+    pub conversation_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,14 +144,22 @@ pub struct HistoryMessage {
 }
 
 #[derive(Debug, Serialize)]
-struct SourceView {
+pub struct SourceView {
     index: u32,
     hit: Option<HitView>,
+}
+
+pub fn source_view(source: pb::Source) -> SourceView {
+    SourceView {
+        index: source.index,
+        hit: source.hit.map(views::hit),
+    }
 }
 
 #[derive(Debug, Serialize)]
 struct SourcesData {
     sources: Vec<SourceView>,
+    conversation_id: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,12 +175,16 @@ struct FinalData {
     usage: Option<UsageData>,
     timings: Option<TimingsData>,
     citations: Vec<CitationData>,
+    uncited_sources: Vec<u32>,
+    history_messages_dropped: u32,
 }
 
 #[derive(Debug, Serialize)]
 struct UsageData {
     prompt_tokens: u32,
     completion_tokens: u32,
+    /// The provider reported no usage; these are thinkbank's counts.
+    estimated: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,9 +196,12 @@ struct TimingsData {
 }
 
 #[derive(Debug, Serialize)]
-struct CitationData {
+pub struct CitationData {
     source_index: u32,
     verified: bool,
+    fabricated: bool,
+    support: f32,
+    occurrences: u32,
 }
 
 fn role(name: &str) -> Result<pb::ChatRole, ApiError> {
@@ -125,6 +233,7 @@ pub async fn chat(
         history,
         collection_ids: body.collection_ids,
         top_k: body.top_k.unwrap_or(0),
+        conversation_id: body.conversation_id.unwrap_or_default(),
     };
     let timeout = Duration::from_secs(state.config.chat_timeout_secs);
     // Validation errors arrive here, before any event, and become a plain JSON error.
@@ -135,7 +244,16 @@ pub async fn chat(
         .await?
         .into_inner();
     let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);
-    let events = sse_events(stream).take_until(state.shutdown.clone().cancelled_owned());
+    let items = sse_items(stream, state.active_chats.clone());
+    let events: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
+        if state.config.sse_resume_window_secs == 0 {
+            Box::pin(items.map(|item| Ok(item.event())))
+        } else {
+            let window = Duration::from_secs(state.config.sse_resume_window_secs);
+            let hub = super::chat_resume::Hub::start(items, window, state.chat_hubs.clone());
+            Box::pin(hub.subscribe(0).map(|item| Ok(item.event())))
+        };
+    let events = events.take_until(state.shutdown.clone().cancelled_owned());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat)))
 }
 
@@ -147,93 +265,176 @@ enum Phase {
     Over,
 }
 
-/// Maps the gRPC stream to SSE events, one for one, then `done`.
-fn sse_events(
-    stream: Streaming<pb::ChatStreamResponse>,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    let request_id = crate::error::current_request_id();
-    futures::stream::unfold(
-        (stream, 0u64, Phase::Relaying),
-        move |(mut stream, last_id, phase)| {
-            let request_id = request_id.clone();
-            async move {
-                let done = || Event::default().event("done").data("{}");
-                let (event, next_phase) = match phase {
-                    Phase::Over => return None,
-                    Phase::Closing => (done(), Phase::Over),
-                    Phase::Relaying => match stream.message().await {
-                        Ok(Some(message)) => (message_event(message), Phase::Relaying),
-                        Ok(None) => (done(), Phase::Over),
-                        Err(status) => {
-                            let error = ApiError::from(status);
-                            let mut body = serde_json::to_value(error.body()).unwrap_or_default();
-                            // The body is built outside the request task, so set the id here.
-                            body["error"]["request_id"] = request_id.into();
-                            (
-                                Event::default().event("error").data(body.to_string()),
-                                Phase::Closing,
-                            )
-                        }
-                    },
-                };
-                let id = last_id + 1;
-                let mut event = event.id(id.to_string());
-                if id == 1 {
-                    event = event.retry(RETRY_HINT);
-                }
-                Some((Ok(event), (stream, id, next_phase)))
-            }
-        },
-    )
+/// The relay's state between two events.
+struct Relay {
+    /// Dropped on stop, which cancels the gRPC call.
+    stream: Option<Streaming<pb::ChatStreamResponse>>,
+    last_id: u64,
+    phase: Phase,
+    stop: CancellationToken,
+    chats: ActiveChats,
+    /// Held while the stream runs, so the stop endpoint can find it.
+    registration: Option<Registration>,
 }
 
-fn message_event(message: pb::ChatStreamResponse) -> Event {
-    let event = match message.event {
-        Some(ChatEvent::Sources(sources)) => {
-            Event::default().event("sources").json_data(SourcesData {
-                sources: sources
-                    .sources
-                    .into_iter()
-                    .map(|s| SourceView {
-                        index: s.index,
-                        hit: s.hit.map(views::hit),
-                    })
-                    .collect(),
-            })
+fn error_event(error: &ApiError, request_id: &str) -> (&'static str, String) {
+    let mut body = serde_json::to_value(error.body()).unwrap_or_default();
+    // The body is built outside the request task, so set the id here.
+    body["error"]["request_id"] = request_id.into();
+    ("error", body.to_string())
+}
+
+/// One SSE event before encoding: kept as text so a resume buffer can replay it.
+#[derive(Debug, Clone)]
+pub struct SseItem {
+    pub id: u64,
+    pub name: &'static str,
+    pub data: String,
+}
+
+impl SseItem {
+    /// The wire event; the first carries the reconnection hint.
+    pub fn event(&self) -> Event {
+        let event = Event::default()
+            .event(self.name)
+            .data(&self.data)
+            .id(self.id.to_string());
+        if self.id == 1 {
+            event.retry(RETRY_HINT)
+        } else {
+            event
         }
-        Some(ChatEvent::Delta(delta)) => Event::default()
-            .event("delta")
-            .json_data(DeltaData { text: &delta.text }),
-        Some(ChatEvent::Final(summary)) => Event::default()
-            .event("final")
-            .json_data(final_data(summary)),
-        None => Ok(Event::default().event("unknown").data("{}")),
+    }
+}
+
+/// Maps the gRPC stream to SSE events, one for one, then `done`.
+pub fn sse_items(
+    stream: Streaming<pb::ChatStreamResponse>,
+    chats: ActiveChats,
+) -> impl Stream<Item = SseItem> + Send + 'static {
+    let request_id = crate::error::current_request_id();
+    let relay = Relay {
+        stream: Some(stream),
+        last_id: 0,
+        phase: Phase::Relaying,
+        stop: CancellationToken::new(),
+        chats,
+        registration: None,
     };
-    event.unwrap_or_else(|_| {
-        Event::default()
-            .event("error")
-            .data(r#"{"error":{"code":"internal","message":"cannot encode event"}}"#)
+    futures::stream::unfold(relay, move |mut relay| {
+        let request_id = request_id.clone();
+        async move {
+            let done = || ("done", "{}".to_owned());
+            let (event, next_phase) = match (relay.phase, relay.stream.as_mut()) {
+                (Phase::Over, _) => return None,
+                (Phase::Closing, _) | (Phase::Relaying, None) => (done(), Phase::Over),
+                (Phase::Relaying, Some(stream)) => {
+                    let next = tokio::select! {
+                        biased;
+                        () = relay.stop.cancelled() => None,
+                        next = stream.message() => Some(next),
+                    };
+                    match next {
+                        None => {
+                            relay.stream = None;
+                            let error = ApiError::new(
+                                thinkbank_common::ErrorCode::Cancelled,
+                                "the answer was stopped",
+                            );
+                            (error_event(&error, &request_id), Phase::Closing)
+                        }
+                        Some(Ok(Some(message))) => {
+                            if let Some(ChatEvent::Sources(sources)) = &message.event
+                                && !sources.conversation_id.is_empty()
+                            {
+                                relay.registration =
+                                    Some(relay.chats.register(
+                                        sources.conversation_id.clone(),
+                                        relay.stop.clone(),
+                                    ));
+                            }
+                            (message_event(message), Phase::Relaying)
+                        }
+                        Some(Ok(None)) => (done(), Phase::Over),
+                        Some(Err(status)) => (
+                            error_event(&ApiError::from(status), &request_id),
+                            Phase::Closing,
+                        ),
+                    }
+                }
+            };
+            if next_phase != Phase::Relaying {
+                relay.registration = None;
+            }
+            let id = relay.last_id + 1;
+            relay.last_id = id;
+            relay.phase = next_phase;
+            let (name, data) = event;
+            Some((SseItem { id, name, data }, relay))
+        }
     })
+}
+
+fn message_event(message: pb::ChatStreamResponse) -> (&'static str, String) {
+    let encoded = match message.event {
+        Some(ChatEvent::Sources(sources)) => serde_json::to_string(&SourcesData {
+            sources: sources.sources.into_iter().map(source_view).collect(),
+            conversation_id: sources.conversation_id,
+        })
+        .map(|d| ("sources", d)),
+        Some(ChatEvent::Delta(delta)) => {
+            serde_json::to_string(&DeltaData { text: &delta.text }).map(|d| ("delta", d))
+        }
+        Some(ChatEvent::Final(summary)) => {
+            serde_json::to_string(&final_data(summary)).map(|d| ("final", d))
+        }
+        None => Ok(("unknown", "{}".to_owned())),
+    };
+    encoded.unwrap_or_else(|_| {
+        (
+            "error",
+            r#"{"error":{"code":"internal","message":"cannot encode event"}}"#.to_owned(),
+        )
+    })
+}
+
+pub fn finish_reason_name(reason: pb::FinishReason) -> &'static str {
+    match reason {
+        pb::FinishReason::Unspecified => "unspecified",
+        pb::FinishReason::Stop => "stop",
+        pb::FinishReason::Length => "length",
+        pb::FinishReason::Cancelled => "cancelled",
+        pb::FinishReason::Error => "error",
+    }
+}
+
+pub fn answer_mode_name(mode: pb::AnswerMode) -> &'static str {
+    match mode {
+        pb::AnswerMode::Unspecified => "unspecified",
+        pb::AnswerMode::Extractive => "extractive",
+        pb::AnswerMode::Generative => "generative",
+    }
+}
+
+pub fn citation_data(c: pb::Citation) -> CitationData {
+    CitationData {
+        source_index: c.source_index,
+        verified: c.verified,
+        fabricated: c.fabricated,
+        support: c.support,
+        occurrences: c.occurrences,
+    }
 }
 
 fn final_data(summary: pb::ChatFinal) -> FinalData {
     FinalData {
-        finish_reason: match summary.finish_reason() {
-            pb::FinishReason::Unspecified => "unspecified",
-            pb::FinishReason::Stop => "stop",
-            pb::FinishReason::Length => "length",
-            pb::FinishReason::Cancelled => "cancelled",
-            pb::FinishReason::Error => "error",
-        },
-        answer_mode: match summary.answer_mode() {
-            pb::AnswerMode::Unspecified => "unspecified",
-            pb::AnswerMode::Extractive => "extractive",
-            pb::AnswerMode::Generative => "generative",
-        },
+        finish_reason: finish_reason_name(summary.finish_reason()),
+        answer_mode: answer_mode_name(summary.answer_mode()),
         model: summary.model,
         usage: summary.usage.map(|u| UsageData {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
+            estimated: u.estimated,
         }),
         timings: summary.timings.map(|t| TimingsData {
             retrieval_ms: t.retrieval_ms,
@@ -241,13 +442,8 @@ fn final_data(summary: pb::ChatFinal) -> FinalData {
             tokens_per_second: t.tokens_per_second,
             total_ms: t.total_ms,
         }),
-        citations: summary
-            .citations
-            .into_iter()
-            .map(|c| CitationData {
-                source_index: c.source_index,
-                verified: c.verified,
-            })
-            .collect(),
+        citations: summary.citations.into_iter().map(citation_data).collect(),
+        uncited_sources: summary.uncited_sources,
+        history_messages_dropped: summary.history_messages_dropped,
     }
 }

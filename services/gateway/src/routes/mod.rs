@@ -3,8 +3,11 @@
 
 pub mod assets;
 pub mod chat;
+pub mod chat_resume;
+pub mod conversations;
 pub mod embeddings;
 pub mod health;
+pub mod openai;
 pub mod search;
 
 use axum::{

@@ -1,0 +1,141 @@
+//! Stored conversations: `GET /api/v1/conversations`, `GET` and `DELETE
+//! /api/v1/conversations/{id}`. Chat continues one with `conversation_id`.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use thinkbank_proto::v1 as pb;
+
+use super::chat::{
+    CitationData, SourceView, answer_mode_name, citation_data, finish_reason_name, source_view,
+};
+use crate::{error::ApiResult, state::AppState, views::rfc3339};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConversationView {
+    id: String,
+    title: String,
+    created_at: String,
+    updated_at: String,
+    message_count: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    id: String,
+    role: &'static str,
+    content: String,
+    sources: Vec<SourceView>,
+    citations: Vec<CitationData>,
+    /// Assistant messages only: `stop`, `length`, `cancelled` or `error`.
+    finish_reason: Option<&'static str>,
+    answer_mode: Option<&'static str>,
+    model: Option<String>,
+    created_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListResponse {
+    conversations: Vec<ConversationView>,
+    next_page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GetResponse {
+    conversation: Option<ConversationView>,
+    messages: Vec<MessageView>,
+}
+
+fn conversation(c: pb::Conversation) -> ConversationView {
+    ConversationView {
+        id: c.id,
+        title: c.title,
+        created_at: c.created_at.map(rfc3339).unwrap_or_default(),
+        updated_at: c.updated_at.map(rfc3339).unwrap_or_default(),
+        message_count: c.message_count,
+    }
+}
+
+fn message(m: pb::ConversationMessage) -> MessageView {
+    let assistant = m.role == pb::ChatRole::Assistant as i32;
+    MessageView {
+        role: if assistant { "assistant" } else { "user" },
+        finish_reason: assistant.then(|| finish_reason_name(m.finish_reason())),
+        answer_mode: assistant.then(|| answer_mode_name(m.answer_mode())),
+        model: assistant.then(|| m.model.clone()),
+        id: m.id,
+        content: m.content,
+        sources: m.sources.into_iter().map(source_view).collect(),
+        citations: m.citations.into_iter().map(citation_data).collect(),
+        created_at: m.created_at.map(rfc3339).unwrap_or_default(),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<ListResponse>> {
+    let Query(params) = query?;
+    let request = pb::ListConversationsRequest {
+        page_size: params.page_size.unwrap_or(0),
+        page_token: params.page_token.unwrap_or_default(),
+    };
+    let response = state
+        .worker
+        .clone()
+        .list_conversations(state.request(request, state.config.worker_timeout()))
+        .await?
+        .into_inner();
+    Ok(Json(ListResponse {
+        conversations: response
+            .conversations
+            .into_iter()
+            .map(conversation)
+            .collect(),
+        next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GetResponse>> {
+    let response = state
+        .worker
+        .clone()
+        .get_conversation(state.request(
+            pb::GetConversationRequest { id },
+            state.config.worker_timeout(),
+        ))
+        .await?
+        .into_inner();
+    Ok(Json(GetResponse {
+        conversation: response.conversation.map(conversation),
+        messages: response.messages.into_iter().map(message).collect(),
+    }))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .worker
+        .clone()
+        .delete_conversation(state.request(
+            pb::DeleteConversationRequest { id },
+            state.config.worker_timeout(),
+        ))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
