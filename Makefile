@@ -10,6 +10,8 @@ ARGS   ?=
 
 # CI clones afresh each run: keep cargo's build cache outside the clone so it survives.
 ifneq ($(CI),)
+# A fresh clone recompiles the workspace crates anyway: incremental state only costs disk.
+export CARGO_INCREMENTAL := 0
 ifeq ($(CARGO_TARGET_DIR),)
 ifneq ($(HOME),)
 export CARGO_TARGET_DIR := $(HOME)/.cache/thinkbank/target

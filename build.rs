@@ -32,8 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        // Uploads can be large: keep them as `Bytes` so they are not copied again.
-        .bytes(".thinkbank.v1.ProcessAssetRequest.content")
+        // Uploads can be large: every `bytes` field is `Bytes`, so it is not copied again.
+        .bytes(".thinkbank.v1")
         .compile_fds(fds)?;
     Ok(())
 }

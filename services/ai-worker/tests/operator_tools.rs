@@ -40,7 +40,7 @@ const CHAT_STREAM: &str = r#"grpcurl -plaintext -d '{"question": "What causes oc
 /// The document `PROCESS_ASSET` uploads from the working directory.
 const TIDES_MD: &str = "# Tides\n\nOcean tides are caused mainly by the gravitational pull of the Moon on the Earth. Most coasts see two high tides a day.\n";
 
-const AI_WORKER_METHODS: [&str; 13] = [
+const AI_WORKER_METHODS: [&str; 14] = [
     "thinkbank.v1.AiWorker.CancelAsset",
     "thinkbank.v1.AiWorker.ChatStream",
     "thinkbank.v1.AiWorker.DeleteAsset",
@@ -52,6 +52,7 @@ const AI_WORKER_METHODS: [&str; 13] = [
     "thinkbank.v1.AiWorker.ListConversations",
     "thinkbank.v1.AiWorker.ProcessAsset",
     "thinkbank.v1.AiWorker.ReprocessAsset",
+    "thinkbank.v1.AiWorker.UploadAsset",
     "thinkbank.v1.AiWorker.VectorSearch",
     "thinkbank.v1.AiWorker.WatchAsset",
 ];

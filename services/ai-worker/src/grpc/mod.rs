@@ -4,5 +4,6 @@ mod chat;
 mod convert;
 mod search_convert;
 mod service;
+mod uploads;
 
 pub use service::AiWorkerService;

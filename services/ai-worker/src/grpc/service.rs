@@ -16,11 +16,10 @@ use uuid::Uuid;
 
 use super::{convert, search_convert};
 use crate::{
-    DEFAULT_COLLECTION_ID, DEFAULT_TENANT_ID, State,
+    DEFAULT_TENANT_ID, State,
     assets::ListFilter,
     chat,
     error::{WorkerError, parse_uuid},
-    ingest::accept::{self, Upload},
     search,
 };
 
@@ -126,26 +125,20 @@ impl AiWorker for AiWorkerService {
     ) -> Result<Response<pb::ProcessAssetResponse>, Status> {
         let state = self.state()?;
         let tenant_id = tenant(&request);
-        let message = request.into_inner();
-        let collection_id = optional_uuid("collection_id", &message.collection_id)?
-            .unwrap_or(DEFAULT_COLLECTION_ID);
-        let upload = Upload {
-            tenant_id,
-            collection_id,
-            filename: message.filename,
-            declared_media_type: message.declared_media_type,
-            content: message.content,
-            external_id: Some(message.external_id).filter(|s| !s.trim().is_empty()),
-            metadata: convert::struct_to_json(message.metadata),
-        };
-        let (mut asset, created) = accept::accept(&state, upload).await?;
-        if message.wait && !asset.status().is_final() {
-            asset = accept::wait_until_final(&state, tenant_id, asset.id).await?;
-        }
-        Ok(Response::new(pb::ProcessAssetResponse {
-            asset: Some(convert::asset(&asset)),
-            deduplicated: !created,
-        }))
+        super::uploads::process_asset(state, tenant_id, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn upload_asset(
+        &self,
+        request: Request<tonic::Streaming<pb::UploadAssetRequest>>,
+    ) -> Result<Response<pb::ProcessAssetResponse>, Status> {
+        let state = self.state()?;
+        let tenant_id = tenant(&request);
+        super::uploads::upload_asset(state, tenant_id, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_embedding(

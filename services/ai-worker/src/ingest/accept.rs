@@ -1,5 +1,8 @@
 //! Accepting an upload: validate and sniff the bytes, store them content-addressed, then
 //! record the asset and its queue job in one transaction. Nothing is written for bad input.
+//!
+//! Two ways in: `accept` for bytes already in memory (`ProcessAsset`), `accept_spooled` for
+//! an upload streamed to a temporary file (`UploadAsset`); both end in `record`.
 
 use std::time::Duration;
 
@@ -7,79 +10,137 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{objects::Objects, sniff};
+use super::{
+    objects::Objects,
+    sniff::{self, Format},
+    spool::Spooled,
+};
 use crate::{
     State,
     assets::{AssetRow, NewAsset},
     error::{Result, WorkerError},
 };
 
+/// Everything about an upload but its bytes.
 #[derive(Debug)]
-pub struct Upload {
+pub struct UploadMeta {
     pub tenant_id: Uuid,
     pub collection_id: Uuid,
     pub filename: String,
     pub declared_media_type: String,
-    pub content: Bytes,
     pub external_id: Option<String>,
     pub metadata: serde_json::Value,
 }
 
-/// Stores and queues `upload`. Returns the asset and whether it was newly created (false:
-/// the same bytes already existed in the collection).
-pub async fn accept(state: &State, upload: Upload) -> Result<(AssetRow, bool)> {
-    if upload.content.len() > state.max_asset_bytes {
+impl UploadMeta {
+    fn validate(&self) -> Result<()> {
+        if self.filename.len() > 1024 {
+            return Err(WorkerError::InvalidArgument(
+                "filename is longer than 1024 bytes".into(),
+            ));
+        }
+        if !self.metadata.is_object() {
+            return Err(WorkerError::InvalidArgument(
+                "metadata must be a JSON object".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_size(state: &State, size: u64) -> Result<i64> {
+    if size > state.max_asset_bytes as u64 {
         return Err(WorkerError::InvalidArgument(format!(
-            "content is {} bytes; the limit is {} bytes",
-            upload.content.len(),
+            "content is {size} bytes; the limit is {} bytes",
             state.max_asset_bytes
         )));
     }
-    if upload.filename.len() > 1024 {
-        return Err(WorkerError::InvalidArgument(
-            "filename is longer than 1024 bytes".into(),
-        ));
-    }
-    if !upload.metadata.is_object() {
-        return Err(WorkerError::InvalidArgument(
-            "metadata must be a JSON object".into(),
-        ));
-    }
-    let format = sniff::detect(
-        &upload.content,
-        &upload.filename,
-        &upload.declared_media_type,
-    )
-    .map_err(|e| WorkerError::InvalidArgument(format!("content: {e}")))?;
+    i64::try_from(size).map_err(|_| WorkerError::InvalidArgument("content is too large".into()))
+}
+
+fn sniff_error(error: sniff::SniffError) -> WorkerError {
+    WorkerError::InvalidArgument(format!("content: {error}"))
+}
+
+/// Stores and queues bytes held in memory. Returns the asset and whether it was newly created
+/// (false: the same bytes already existed in the collection).
+pub async fn accept(state: &State, meta: UploadMeta, content: Bytes) -> Result<(AssetRow, bool)> {
+    meta.validate()?;
+    let size = check_size(state, content.len() as u64)?;
+    let format =
+        sniff::detect(&content, &meta.filename, &meta.declared_media_type).map_err(sniff_error)?;
     let model = state
         .assets
-        .collection_model(upload.tenant_id, upload.collection_id)
+        .collection_model(meta.tenant_id, meta.collection_id)
         .await?;
-    let sha256 = hex(&Sha256::digest(&upload.content));
-    let object_key = Objects::key(upload.tenant_id, upload.collection_id, &sha256);
-    let size_bytes = i64::try_from(upload.content.len())
-        .map_err(|_| WorkerError::InvalidArgument("content is too large".into()))?;
+    let sha256 = hex(&Sha256::digest(&content));
+    let object_key = Objects::key(meta.tenant_id, meta.collection_id, &sha256);
     // Written before the row: the key is content-addressed, so a duplicate write is harmless,
     // and the row never points at missing bytes.
-    state.objects.put(&object_key, upload.content).await?;
-    let filename = if upload.filename.trim().is_empty() {
-        format!("{sha256:.12}.txt")
+    state.objects.put(&object_key, content).await?;
+    record(state, meta, format, sha256, size, object_key, &model).await
+}
+
+/// Stores and queues an upload spooled to local disk, streaming it into the object store.
+pub async fn accept_spooled(
+    state: &State,
+    meta: UploadMeta,
+    spooled: Spooled,
+) -> Result<(AssetRow, bool)> {
+    meta.validate()?;
+    let size = check_size(state, spooled.size)?;
+    let path = spooled.path.to_path_buf();
+    let (filename, declared) = (meta.filename.clone(), meta.declared_media_type.clone());
+    let format =
+        tokio::task::spawn_blocking(move || sniff::detect_file(&path, &filename, &declared))
+            .await
+            .map_err(|e| WorkerError::Internal(format!("sniffing task failed: {e}")))?
+            .map_err(sniff_error)?;
+    let model = state
+        .assets
+        .collection_model(meta.tenant_id, meta.collection_id)
+        .await?;
+    let object_key = Objects::key(meta.tenant_id, meta.collection_id, &spooled.sha256);
+    state.objects.put_file(&object_key, &spooled.path).await?;
+    record(
+        state,
+        meta,
+        format,
+        spooled.sha256,
+        size,
+        object_key,
+        &model,
+    )
+    .await
+}
+
+async fn record(
+    state: &State,
+    meta: UploadMeta,
+    format: Format,
+    sha256: String,
+    size_bytes: i64,
+    object_key: String,
+    model: &str,
+) -> Result<(AssetRow, bool)> {
+    let filename = if meta.filename.trim().is_empty() {
+        format!("{sha256:.12}")
     } else {
-        upload.filename
+        meta.filename
     };
     let new = NewAsset {
-        tenant_id: upload.tenant_id,
-        collection_id: upload.collection_id,
+        tenant_id: meta.tenant_id,
+        collection_id: meta.collection_id,
         filename,
-        declared_media_type: upload.declared_media_type,
+        declared_media_type: meta.declared_media_type,
         media_type: format.media_type().to_owned(),
         size_bytes,
         sha256,
         object_key,
-        external_id: upload.external_id,
-        metadata: upload.metadata,
+        external_id: meta.external_id,
+        metadata: meta.metadata,
     };
-    let (asset, created) = state.assets.insert_queued(new, &model).await?;
+    let (asset, created) = state.assets.insert_queued(new, model).await?;
     if created {
         state.wake.notify_one();
     }
@@ -98,6 +159,7 @@ pub async fn wait_until_final(state: &State, tenant_id: Uuid, id: Uuid) -> Resul
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -8,3 +8,4 @@ pub mod parse;
 pub mod queue;
 pub mod runner;
 pub mod sniff;
+pub mod spool;

@@ -38,6 +38,31 @@ impl Objects {
         Ok(())
     }
 
+    /// Streams a local file into the store in parts, never holding it whole in memory.
+    pub async fn put_file(&self, key: &str, path: &Path) -> Result<(), object_store::Error> {
+        use tokio::io::AsyncReadExt as _;
+        let generic = |source: std::io::Error| object_store::Error::Generic {
+            store: "upload spool",
+            source: Box::new(source),
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(generic)?;
+        let mut upload = object_store::WriteMultipart::new(
+            self.store.put_multipart(&ObjectPath::from(key)).await?,
+        );
+        let mut buffer = vec![0u8; 1024 * 1024];
+        loop {
+            let read = file.read(&mut buffer).await.map_err(generic)?;
+            if read == 0 {
+                break;
+            }
+            upload.write(&buffer[..read]);
+            // Bounded memory: at most a few parts in flight.
+            upload.wait_for_capacity(4).await?;
+        }
+        upload.finish().await?;
+        Ok(())
+    }
+
     pub async fn get(&self, key: &str) -> Result<Bytes, object_store::Error> {
         self.store.get(&ObjectPath::from(key)).await?.bytes().await
     }

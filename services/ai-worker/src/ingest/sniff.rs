@@ -2,7 +2,10 @@
 //! only hints used to tell Markdown and HTML from plain text; binary formats are recognised by
 //! their signatures, and a ZIP is only DOCX when it holds `word/document.xml`.
 
-use std::io::Cursor;
+use std::{
+    io::{Cursor, Read},
+    path::Path,
+};
 
 /// Formats the worker can index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,8 @@ pub enum SniffError {
     NotUtf8(usize),
     #[error("the content contains NUL bytes; it looks like binary data, not text")]
     Binary,
+    #[error("the uploaded content cannot be read back: {0}")]
+    Unreadable(String),
 }
 
 /// Binary signatures: the format, or the media type of a recognised but unsupported format.
@@ -96,26 +101,73 @@ const MAGIC: &[(&[u8], Result<Format, &'static str>)] = &[
 
 /// Detects the format of `bytes`, using `filename` and `declared` only for text flavours.
 pub fn detect(bytes: &[u8], filename: &str, declared: &str) -> Result<Format, SniffError> {
-    if bytes.is_empty() {
+    classify(
+        bytes,
+        || is_docx(bytes),
+        || validate_text(Cursor::new(bytes)),
+        filename,
+        declared,
+    )
+}
+
+/// Bytes of a file's head used for signatures and for telling Markdown and HTML from text.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// Detects the format of a file on disk without reading it into memory: the signature from
+/// its head, DOCX from the zip directory, and for text, UTF-8 validity over the whole file in
+/// blocks.
+pub fn detect_file(path: &Path, filename: &str, declared: &str) -> Result<Format, SniffError> {
+    let io = |e: std::io::Error| SniffError::Unreadable(e.to_string());
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    file.by_ref()
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    classify(
+        &head,
+        || {
+            std::fs::File::open(path)
+                .ok()
+                .and_then(|f| zip::ZipArchive::new(f).ok())
+                .is_some_and(|archive| archive.index_for_name("word/document.xml").is_some())
+        },
+        || validate_text(std::fs::File::open(path).map_err(io)?),
+        filename,
+        declared,
+    )
+}
+
+/// The one decision procedure: signatures on `head`, then the ZIP/DOCX check, then text.
+fn classify(
+    head: &[u8],
+    is_docx: impl FnOnce() -> bool,
+    validate_text: impl FnOnce() -> Result<(), SniffError>,
+    filename: &str,
+    declared: &str,
+) -> Result<Format, SniffError> {
+    if head.is_empty() {
         return Err(SniffError::Empty);
     }
-    if let Some((_, format)) = MAGIC.iter().find(|(magic, _)| bytes.starts_with(magic)) {
+    if let Some((_, format)) = MAGIC.iter().find(|(magic, _)| head.starts_with(magic)) {
         return (*format).map_err(SniffError::Unsupported);
     }
-    if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+    if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
         return Ok(Format::Webp);
     }
-    if bytes.starts_with(b"PK\x03\x04") {
-        return if is_docx(bytes) {
+    if head.starts_with(b"PK\x03\x04") {
+        return if is_docx() {
             Ok(Format::Docx)
         } else {
             Err(SniffError::Unsupported("application/zip"))
         };
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| SniffError::NotUtf8(e.valid_up_to()))?;
-    if text.contains('\0') {
-        return Err(SniffError::Binary);
-    }
+    validate_text()?;
+    // The head may end inside a character; its valid prefix is enough to judge the flavour.
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
+    };
     let lower_name = filename.to_ascii_lowercase();
     let declared = declared.trim().to_ascii_lowercase();
     if looks_like_html(text, &lower_name, &declared) {
@@ -126,6 +178,44 @@ pub fn detect(bytes: &[u8], filename: &str, declared: &str) -> Result<Format, Sn
         Ok(Format::Markdown)
     } else {
         Ok(Format::PlainText)
+    }
+}
+
+/// Checks that a stream is UTF-8 without NUL bytes, block by block; a character split across
+/// two blocks is carried over, and errors report the absolute byte offset.
+fn validate_text(mut reader: impl Read) -> Result<(), SniffError> {
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut offset = 0usize;
+    loop {
+        let read = reader
+            .read(&mut buffer)
+            .map_err(|e| SniffError::Unreadable(e.to_string()))?;
+        if read == 0 {
+            break;
+        }
+        let mut block = std::mem::take(&mut carry);
+        block.extend_from_slice(&buffer[..read]);
+        let valid = match std::str::from_utf8(&block) {
+            Ok(_) => block.len(),
+            Err(e) if e.error_len().is_some() => {
+                if block[..e.valid_up_to()].contains(&0) {
+                    return Err(SniffError::Binary);
+                }
+                return Err(SniffError::NotUtf8(offset + e.valid_up_to()));
+            }
+            Err(e) => e.valid_up_to(),
+        };
+        if block[..valid].contains(&0) {
+            return Err(SniffError::Binary);
+        }
+        carry = block[valid..].to_vec();
+        offset += valid;
+    }
+    if carry.is_empty() {
+        Ok(())
+    } else {
+        Err(SniffError::NotUtf8(offset))
     }
 }
 
@@ -222,6 +312,29 @@ mod tests {
         );
         assert_eq!(detect(b"<div>x</div>", "page.htm", ""), Ok(Format::Html));
         assert_eq!(detect(b"<div>x</div>", "a.txt", ""), Ok(Format::PlainText));
+    }
+
+    #[test]
+    fn streaming_validation_matches_the_in_memory_answer_across_block_boundaries() {
+        // "é" (2 bytes) straddles the 64 KiB block boundary.
+        let mut text = "a".repeat(64 * 1024 - 1).into_bytes();
+        text.extend_from_slice("é and more".as_bytes());
+        assert_eq!(validate_text(Cursor::new(&text)), Ok(()));
+        let mut bad = text.clone();
+        bad.push(0xff);
+        assert_eq!(
+            validate_text(Cursor::new(&bad)),
+            Err(SniffError::NotUtf8(text.len()))
+        );
+        let truncated = &text[..64 * 1024]; // ends inside "é"
+        assert_eq!(
+            validate_text(Cursor::new(truncated)),
+            Err(SniffError::NotUtf8(64 * 1024 - 1))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.md");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(detect_file(&path, "t.md", ""), detect(&text, "t.md", ""));
     }
 
     #[test]

@@ -11,7 +11,6 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
-use bytes::Bytes;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use thinkbank_common::ErrorCode;
@@ -30,9 +29,47 @@ pub struct UploadResponse {
     pub deduplicated: bool,
 }
 
+/// The `file` part, written to a temporary file as it arrives (deleted on drop), so an upload
+/// never has to fit in memory.
+#[derive(Debug)]
+struct SpooledFile {
+    filename: String,
+    content_type: String,
+    path: tempfile::TempPath,
+    size: u64,
+}
+
+/// Bytes per UploadAsset message.
+const UPLOAD_CHUNK: usize = 64 * 1024;
+
+async fn spool_field(mut field: axum::extract::multipart::Field<'_>) -> ApiResult<SpooledFile> {
+    use tokio::io::AsyncWriteExt as _;
+    let filename = field.file_name().unwrap_or_default().to_owned();
+    let content_type = field.content_type().unwrap_or_default().to_owned();
+    let io = |e: std::io::Error| {
+        ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}"))
+    };
+    let (file, path) = tempfile::NamedTempFile::with_prefix("thinkbank-gateway-upload-")
+        .map_err(io)?
+        .into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let mut size = 0u64;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        size += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    Ok(SpooledFile {
+        filename,
+        content_type,
+        path,
+        size,
+    })
+}
+
 #[derive(Debug, Default)]
 struct UploadForm {
-    file: Option<(String, String, Bytes)>,
+    file: Option<SpooledFile>,
     collection_id: String,
     external_id: String,
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
@@ -52,12 +89,7 @@ async fn read_form(mut multipart: Multipart) -> ApiResult<UploadForm> {
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
-            "file" => {
-                let filename = field.file_name().unwrap_or_default().to_owned();
-                let content_type = field.content_type().unwrap_or_default().to_owned();
-                let bytes = field.bytes().await.map_err(multipart_error)?;
-                form.file = Some((filename, content_type, bytes));
-            }
+            "file" => form.file = Some(spool_field(field).await?),
             "collection_id" => form.collection_id = field.text().await.map_err(multipart_error)?,
             "external_id" => form.external_id = field.text().await.map_err(multipart_error)?,
             "metadata" => {
@@ -91,10 +123,10 @@ async fn read_form(mut multipart: Multipart) -> ApiResult<UploadForm> {
 /// `external_id`, `metadata` (JSON object) and `wait` (`true` waits until ready or failed).
 pub async fn upload(State(state): State<AppState>, multipart: Multipart) -> ApiResult<Response> {
     let form = read_form(multipart).await?;
-    let Some((filename, content_type, content)) = form.file else {
+    let Some(file) = form.file else {
         return Err(ApiError::invalid("the multipart body needs a 'file' part"));
     };
-    if content.is_empty() {
+    if file.size == 0 {
         return Err(ApiError::invalid("the uploaded file is empty"));
     }
     let timeout = if form.wait {
@@ -102,21 +134,49 @@ pub async fn upload(State(state): State<AppState>, multipart: Multipart) -> ApiR
     } else {
         state.config.worker_timeout()
     };
-    let message = pb::ProcessAssetRequest {
+    let header = pb::UploadAssetHeader {
         collection_id: form.collection_id,
-        filename,
-        declared_media_type: content_type,
-        content,
+        filename: file.filename,
+        declared_media_type: file.content_type,
         external_id: form.external_id,
         metadata: form.metadata.as_ref().map(views::json_struct),
         wait: form.wait,
+        size_bytes: i64::try_from(file.size).unwrap_or(0),
     };
+    let reader = tokio::fs::File::open(&file.path).await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("cannot read the spooled upload: {e}"),
+        )
+    })?;
+    // Header first, then the bytes. A read error ends the stream early; the worker then sees
+    // fewer bytes than `size_bytes` announced and refuses the upload.
+    let chunks = tokio_util::io::ReaderStream::with_capacity(reader, UPLOAD_CHUNK)
+        .take_while(|chunk| {
+            if let Err(error) = chunk {
+                tracing::error!(%error, "reading the spooled upload failed");
+            }
+            futures::future::ready(chunk.is_ok())
+        })
+        .filter_map(|chunk| {
+            futures::future::ready(chunk.ok().map(|bytes| pb::UploadAssetRequest {
+                part: Some(pb::upload_asset_request::Part::Chunk(bytes)),
+            }))
+        });
+    let messages = futures::stream::once(async move {
+        pb::UploadAssetRequest {
+            part: Some(pb::upload_asset_request::Part::Header(header)),
+        }
+    })
+    .chain(chunks);
     let response = state
         .worker
         .clone()
-        .process_asset(state.request(message, timeout))
+        .upload_asset(state.request(messages, timeout))
         .await?
         .into_inner();
+    // The spooled file lives until here, after the worker has read the whole stream.
+    drop(file.path);
     let asset = response
         .asset
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "worker returned no asset"))?;

@@ -1,0 +1,124 @@
+//! The two ways an asset comes in over gRPC: `ProcessAsset` (bytes in one message) and
+//! `UploadAsset` (a header, then the bytes in chunks, spooled to disk as they arrive).
+
+use std::sync::Arc;
+
+use thinkbank_proto::v1::{self as pb, upload_asset_request::Part};
+use tonic::{Status, Streaming};
+use uuid::Uuid;
+
+use super::convert;
+use crate::{
+    DEFAULT_COLLECTION_ID, State,
+    assets::AssetRow,
+    error::{WorkerError, parse_uuid},
+    ingest::{
+        accept::{self, UploadMeta},
+        spool::Spool,
+    },
+};
+
+fn meta(
+    tenant_id: Uuid,
+    collection_id: &str,
+    filename: String,
+    declared_media_type: String,
+    external_id: String,
+    metadata: Option<prost_types::Struct>,
+) -> Result<UploadMeta, WorkerError> {
+    let collection_id = if collection_id.trim().is_empty() {
+        DEFAULT_COLLECTION_ID
+    } else {
+        parse_uuid("collection_id", collection_id)?
+    };
+    Ok(UploadMeta {
+        tenant_id,
+        collection_id,
+        filename,
+        declared_media_type,
+        external_id: Some(external_id).filter(|s| !s.trim().is_empty()),
+        metadata: convert::struct_to_json(metadata),
+    })
+}
+
+async fn respond(
+    state: &State,
+    tenant_id: Uuid,
+    (mut asset, created): (AssetRow, bool),
+    wait: bool,
+) -> Result<pb::ProcessAssetResponse, Status> {
+    if wait && !asset.status().is_final() {
+        asset = accept::wait_until_final(state, tenant_id, asset.id).await?;
+    }
+    Ok(pb::ProcessAssetResponse {
+        asset: Some(convert::asset(&asset)),
+        deduplicated: !created,
+    })
+}
+
+pub async fn process_asset(
+    state: Arc<State>,
+    tenant_id: Uuid,
+    message: pb::ProcessAssetRequest,
+) -> Result<pb::ProcessAssetResponse, Status> {
+    let meta = meta(
+        tenant_id,
+        &message.collection_id,
+        message.filename,
+        message.declared_media_type,
+        message.external_id,
+        message.metadata,
+    )?;
+    let accepted = accept::accept(&state, meta, message.content).await?;
+    respond(&state, tenant_id, accepted, message.wait).await
+}
+
+pub async fn upload_asset(
+    state: Arc<State>,
+    tenant_id: Uuid,
+    mut stream: Streaming<pb::UploadAssetRequest>,
+) -> Result<pb::ProcessAssetResponse, Status> {
+    let header = match stream.message().await? {
+        Some(pb::UploadAssetRequest {
+            part: Some(Part::Header(header)),
+        }) => header,
+        _ => {
+            return Err(WorkerError::InvalidArgument(
+                "the first UploadAssetRequest must carry the header".into(),
+            )
+            .into());
+        }
+    };
+    let mut spool = Spool::create(state.max_asset_bytes as u64)?;
+    while let Some(message) = stream.message().await? {
+        match message.part {
+            Some(Part::Chunk(bytes)) => spool.write(&bytes).await?,
+            Some(Part::Header(_)) => {
+                return Err(WorkerError::InvalidArgument(
+                    "only the first UploadAssetRequest may carry a header".into(),
+                )
+                .into());
+            }
+            None => {}
+        }
+    }
+    let spooled = spool.finish().await?;
+    let declared = u64::try_from(header.size_bytes).unwrap_or(0);
+    if declared > 0 && declared != spooled.size {
+        return Err(WorkerError::InvalidArgument(format!(
+            "the upload was cut short: received {} of the {declared} bytes announced in size_bytes",
+            spooled.size
+        ))
+        .into());
+    }
+    let meta = meta(
+        tenant_id,
+        &header.collection_id,
+        header.filename,
+        header.declared_media_type,
+        header.external_id,
+        header.metadata,
+    )?;
+    let accepted = accept::accept_spooled(&state, meta, spooled).await?;
+    respond(&state, tenant_id, accepted, header.wait).await
+}
