@@ -128,6 +128,9 @@ pub async fn run(
             overlap_tokens: config.chunk_overlap_tokens,
         },
         parsing: config.parsing.clone(),
+        vision: llm::Llm::vision_from_config(&config.llm)
+            .context("cannot set up the vision model client")?
+            .map(Arc::new),
         worker_id: format!("{}-{}", local_addr, Uuid::new_v4()),
         lease: config.ingest_lease,
         max_attempts: config.ingest_max_attempts.max(1),

@@ -39,6 +39,7 @@ pub fn messages(
         ));
     }
     let mut out = vec![Message {
+        image: None,
         role: Role::System,
         content: system,
     }];
@@ -46,6 +47,7 @@ pub fn messages(
     let dropped = history.len() - kept.len();
     out.extend(kept);
     out.push(Message {
+        image: None,
         role: Role::User,
         content: question.to_owned(),
     });
@@ -67,6 +69,7 @@ fn trimmed_history(
             used <= budget
         })
         .map(|turn| Message {
+            image: None,
             role: if turn.from_user {
                 Role::User
             } else {

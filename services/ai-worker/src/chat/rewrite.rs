@@ -31,11 +31,13 @@ pub async fn retrieval_text(
         return Some(fallback);
     }
     let mut messages = vec![Message {
+        image: None,
         role: Role::System,
         content: INSTRUCTIONS.into(),
     }];
     let start = history.len().saturating_sub(MAX_TURNS);
     messages.extend(history[start..].iter().map(|t| Message {
+        image: None,
         role: if t.from_user {
             Role::User
         } else {
@@ -44,6 +46,7 @@ pub async fn retrieval_text(
         content: t.content.clone(),
     }));
     messages.push(Message {
+        image: None,
         role: Role::User,
         content: question.to_owned(),
     });

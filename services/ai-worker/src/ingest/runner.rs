@@ -35,6 +35,8 @@ pub struct Runner {
     pub embedder: LocalEmbedder,
     pub chunking: ChunkSettings,
     pub parsing: ParseSettings,
+    /// Describes images when a vision model is configured.
+    pub vision: Option<Arc<crate::llm::Llm>>,
     pub worker_id: String,
     pub lease: Duration,
     pub max_attempts: i32,
@@ -200,17 +202,16 @@ impl Runner {
         let format = Format::from_media_type(&asset.media_type).ok_or_else(|| {
             JobError::Permanent(format!("unsupported media type '{}'", asset.media_type))
         })?;
-        let parsed =
-            parse::parse(format, bytes, &self.parsing)
-                .await
-                .map_err(|error| match error {
-                    ParseError::Invalid(reason) => JobError::Permanent(reason),
-                    // Retrying cannot install a missing program; say what is missing.
-                    ParseError::Tool(missing @ ToolError::Missing { .. }) => {
-                        JobError::Permanent(missing.to_string())
-                    }
-                    ParseError::Tool(other) => JobError::Transient(other.to_string()),
-                })?;
+        let parsed = parse::parse(format, bytes, &self.parsing, self.vision.as_deref())
+            .await
+            .map_err(|error| match error {
+                ParseError::Invalid(reason) => JobError::Permanent(reason),
+                // Retrying cannot install a missing program; say what is missing.
+                ParseError::Tool(missing @ ToolError::Missing { .. }) => {
+                    JobError::Permanent(missing.to_string())
+                }
+                ParseError::Tool(other) => JobError::Transient(other.to_string()),
+            })?;
         timings.lap("parse");
 
         self.progress(job.asset_id, Stage::Chunking, 0.2).await;

@@ -38,6 +38,11 @@ pub struct LlmConfig {
     #[arg(long, env = "THINKBANK_LLM_MODEL", default_value = "gpt-4o-mini")]
     pub llm_model: String,
 
+    /// A vision-capable model on the same endpoint; when set, images are also described by it
+    /// and the description is indexed with their OCR text.
+    #[arg(long, env = "THINKBANK_VISION_MODEL")]
+    pub vision_model: Option<String>,
+
     /// Sampling temperature.
     #[arg(long, env = "THINKBANK_LLM_TEMPERATURE", default_value_t = 0.1)]
     pub llm_temperature: f32,
@@ -90,6 +95,7 @@ impl Default for LlmConfig {
             llm_base_url: None,
             llm_api_key: String::new(),
             llm_model: "gpt-4o-mini".into(),
+            vision_model: None,
             llm_temperature: 0.1,
             llm_max_tokens: 1024,
             llm_connect_timeout: Duration::from_secs(5),
@@ -145,6 +151,8 @@ pub enum Role {
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// An image sent with the text (a `data:` URL), for vision models.
+    pub image: Option<String>,
 }
 
 /// What the provider streams, normalised.
@@ -213,6 +221,45 @@ impl Llm {
 
     pub fn model(&self) -> &str {
         self.model.model()
+    }
+
+    /// The vision model of `config` behind its own retries and breaker; `None` unless both an
+    /// endpoint and `THINKBANK_VISION_MODEL` are configured.
+    pub fn vision_from_config(config: &LlmConfig) -> Result<Option<Self>, LlmError> {
+        let Some(vision_model) = config
+            .vision_model
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let vision = LlmConfig {
+            llm_model: vision_model.to_owned(),
+            ..config.clone()
+        };
+        Self::from_config(&vision)
+    }
+
+    /// One whole completion as text (for short internal calls such as image captions).
+    pub async fn complete(&self, messages: Vec<Message>) -> Result<String, LlmError> {
+        let Started {
+            buffered, mut rest, ..
+        } = self.start(messages).await?;
+        let mut text = String::new();
+        for event in buffered {
+            if let LlmEvent::Delta(delta) = event {
+                text.push_str(&delta);
+            }
+        }
+        loop {
+            match tokio::time::timeout(self.idle_timeout, rest.next()).await {
+                Ok(Some(Ok(LlmEvent::Delta(delta)))) => text.push_str(&delta),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(error))) => return Err(error),
+                Ok(None) => return Ok(text),
+                Err(_) => return Err(LlmError::Timeout(self.idle_timeout)),
+            }
+        }
     }
 
     /// True while the breaker fails calls fast.

@@ -138,7 +138,14 @@ impl ChatModel for OpenAiCompatible {
                 "model": self.model,
                 "messages": messages
                     .iter()
-                    .map(|m| json!({"role": role(&m.role), "content": m.content}))
+                    .map(|m| match &m.image {
+                        // OpenAI's multimodal form: text and image parts.
+                        Some(url) => json!({"role": role(&m.role), "content": [
+                            {"type": "text", "text": m.content},
+                            {"type": "image_url", "image_url": {"url": url}},
+                        ]}),
+                        None => json!({"role": role(&m.role), "content": m.content}),
+                    })
                     .collect::<Vec<_>>(),
                 "temperature": self.temperature,
                 "max_tokens": self.max_tokens,

@@ -122,11 +122,12 @@ impl Default for ParseSettings {
     }
 }
 
-/// Parses `bytes` of `format`.
+/// Parses `bytes` of `format`. With a `vision` model, images are also described by it.
 pub async fn parse(
     format: Format,
     bytes: Bytes,
     settings: &ParseSettings,
+    vision: Option<&crate::llm::Llm>,
 ) -> Result<Parsed, ParseError> {
     let parsed = match format {
         Format::PlainText | Format::Markdown => {
@@ -149,7 +150,7 @@ pub async fn parse(
         }
         Format::Pdf => pdf::parse(&bytes, settings).await?,
         Format::Png | Format::Jpeg | Format::Gif | Format::Webp => {
-            image::parse(format, &bytes, settings).await?
+            image::parse(format, &bytes, settings, vision).await?
         }
     };
     if parsed.is_blank() {
