@@ -96,3 +96,57 @@ async fn ingest_a_directory_then_check_status_and_search() {
     );
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn every_supported_format_ingests_through_the_gateway_with_the_cli() {
+    let db = TestDatabase::create().await;
+    let worker = spawn_worker(&db).await;
+    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ai-worker/tests/fixtures/formats"
+    );
+    // PDF (text layer and scan), HTML, DOCX, PNG, JPEG, GIF, WebP, and the Markdown README.
+    let files = std::fs::read_dir(fixtures).unwrap().count();
+    assert_eq!(files, 9);
+    let output = thinkbank(
+        &gateway.url(""),
+        &["ingest", "--quiet", "--concurrency", "3", fixtures],
+    )
+    .await;
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(
+        shown.contains("ingested 9 files: 9 ready, 0 duplicates skipped, 0 failed"),
+        "{shown}"
+    );
+
+    let list: serde_json::Value = reqwest::get(gateway.url("/api/v1/assets?page_size=50"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut media_types: Vec<&str> = list["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["media_type"].as_str().unwrap())
+        .collect();
+    media_types.sort_unstable();
+    media_types.dedup();
+    assert_eq!(
+        media_types,
+        [
+            "application/pdf",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "image/gif",
+            "image/jpeg",
+            "image/png",
+            "image/webp",
+            "text/html",
+            "text/markdown",
+        ]
+    );
+    worker.stop().await;
+}
