@@ -1078,7 +1078,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 
     p = sub.add_parser("bench", help="run a benchmark (release) and write bench/results/NAME.json")
     p.add_argument("name", help="ingest, …: runs the thinkbank-bench binary bench-NAME")
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    p.add_argument("extra", nargs="*", help="arguments for the benchmark (e.g. a page limit)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("build", help="cargo build --release the worker and the gateway")

@@ -73,7 +73,9 @@ async fn main() -> anyhow::Result<()> {
         .collect()
         .await;
     let ids: Vec<String> = uploads.into_iter().collect::<anyhow::Result<_>>()?;
-    let assets = wait_until_final(&http, &gateway.url("/api/v1/assets"), ids.len()).await?;
+    // Byte-identical pages are deduplicated into one asset: wait for the distinct ones.
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    let assets = wait_until_final(&http, &gateway.url("/api/v1/assets"), distinct.len()).await?;
     let elapsed = started.elapsed().as_secs_f64();
 
     let ready: Vec<&Value> = assets.iter().filter(|a| a["status"] == "ready").collect();
@@ -116,6 +118,8 @@ async fn main() -> anyhow::Result<()> {
     let chunks_per_s = chunks as f64 / elapsed;
     let bare_chunks_per_s = texts.len() as f64 / bare_secs;
     let result = json!({
+        "pages_uploaded": pages.len(),
+        "duplicates_skipped": pages.len() - distinct.len(),
         "docs": ready.len(),
         "failed": failed,
         "chunks": chunks,
