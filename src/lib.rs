@@ -3,6 +3,8 @@
 //! Both services and every Rust client depend on this crate; clients in other languages
 //! generate their own code from the same `.proto` files.
 
+pub mod json;
+
 /// Generated messages, the `AiWorker` server trait and the `AiWorkerClient`.
 pub mod v1 {
     tonic::include_proto!("thinkbank.v1");

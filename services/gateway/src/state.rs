@@ -67,8 +67,15 @@ impl AppState {
     /// Wraps a message for the worker with a deadline (sent as `grpc-timeout`) and the
     /// request id.
     pub fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
+        let mut request = Self::request_without_deadline(message);
         request.set_timeout(timeout);
+        request
+    }
+
+    /// A worker request carrying the request id but no deadline, for streams that end by
+    /// themselves (progress watches).
+    pub fn request_without_deadline<T>(message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
         if let Ok(value) = current_request_id().parse() {
             request.metadata_mut().insert("x-request-id", value);
         }

@@ -40,7 +40,7 @@ pub fn asset(asset: pb::Asset) -> AssetView {
         error: Some(asset.error).filter(|e| !e.is_empty()),
         chunk_count: asset.chunk_count,
         external_id: Some(asset.external_id).filter(|e| !e.is_empty()),
-        metadata: struct_json(asset.metadata),
+        metadata: thinkbank_proto::json::struct_to_json(asset.metadata),
         embedding_model: asset.embedding_model,
         created_at: asset.created_at.map(rfc3339),
         updated_at: asset.updated_at.map(rfc3339),
@@ -158,56 +158,4 @@ pub fn rfc3339(ts: prost_types::Timestamp) -> String {
     chrono::DateTime::from_timestamp(ts.seconds, nanos)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
-}
-
-fn struct_json(value: Option<prost_types::Struct>) -> serde_json::Value {
-    use prost_types::value::Kind;
-    fn convert(value: prost_types::Value) -> serde_json::Value {
-        match value.kind {
-            None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-            Some(Kind::BoolValue(b)) => b.into(),
-            Some(Kind::NumberValue(n)) => {
-                serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into)
-            }
-            Some(Kind::StringValue(s)) => s.into(),
-            Some(Kind::ListValue(l)) => {
-                serde_json::Value::Array(l.values.into_iter().map(convert).collect())
-            }
-            Some(Kind::StructValue(s)) => struct_json(Some(s)),
-        }
-    }
-    serde_json::Value::Object(
-        value
-            .map(|s| s.fields)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, convert(v)))
-            .collect(),
-    )
-}
-
-/// JSON value → `google.protobuf.Value`.
-pub fn json_value(value: &serde_json::Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    let kind = match value {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_value).collect(),
-        }),
-        serde_json::Value::Object(map) => Kind::StructValue(json_struct(map)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-/// JSON object → `google.protobuf.Struct`.
-pub fn json_struct(value: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: value
-            .iter()
-            .map(|(k, v)| (k.clone(), json_value(v)))
-            .collect(),
-    }
 }

@@ -1,6 +1,6 @@
 //! Conversions between domain types and `thinkbank.v1` messages.
 
-use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
+use prost_types::Timestamp;
 use thinkbank_proto::v1 as pb;
 
 use crate::{
@@ -26,7 +26,10 @@ pub fn asset(row: &AssetRow) -> pb::Asset {
         created_at: Some(timestamp(row.created_at)),
         updated_at: Some(timestamp(row.updated_at)),
         external_id: row.external_id.clone().unwrap_or_default(),
-        metadata: json_to_struct(&row.metadata),
+        metadata: row
+            .metadata
+            .as_object()
+            .map(thinkbank_proto::json::struct_from_json),
         embedding_model: row.embedding_model.clone(),
     }
 }
@@ -230,68 +233,5 @@ pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> Timestamp {
     Timestamp {
         seconds: time.timestamp(),
         nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-pub fn json_to_struct(value: &serde_json::Value) -> Option<Struct> {
-    match value {
-        serde_json::Value::Object(map) => Some(Struct {
-            fields: map
-                .iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect(),
-        }),
-        _ => None,
-    }
-}
-
-fn json_to_value(value: &serde_json::Value) -> Value {
-    let kind = match value {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(items) => Kind::ListValue(ListValue {
-            values: items.iter().map(json_to_value).collect(),
-        }),
-        serde_json::Value::Object(_) => {
-            Kind::StructValue(json_to_struct(value).unwrap_or_default())
-        }
-    };
-    Value { kind: Some(kind) }
-}
-
-pub fn struct_to_json(value: Option<Struct>) -> serde_json::Value {
-    let fields = value.map(|s| s.fields).unwrap_or_default();
-    serde_json::Value::Object(
-        fields
-            .into_iter()
-            .map(|(k, v)| (k, value_to_json(v)))
-            .collect(),
-    )
-}
-
-pub fn value_to_json(value: Value) -> serde_json::Value {
-    match value.kind {
-        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
-        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n)
-            .map_or(serde_json::Value::Null, serde_json::Value::Number),
-        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
-        Some(Kind::ListValue(list)) => {
-            serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect())
-        }
-        Some(Kind::StructValue(s)) => struct_to_json(Some(s)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_survives_a_round_trip_through_struct() {
-        let json = serde_json::json!({"a": 1.5, "b": [true, null, "x"], "c": {"d": "e"}});
-        assert_eq!(struct_to_json(json_to_struct(&json)), json);
     }
 }

@@ -116,7 +116,7 @@ fn metadata(conditions: Vec<pb::MetadataCondition>) -> Result<Vec<MetadataCondit
         .map(|(i, c)| {
             let field = format!("metadata[{i}]");
             let op = metadata_op(&field, c.op)?;
-            let value = c.value.map(convert::value_to_json);
+            let value = c.value.map(thinkbank_proto::json::value_to_json);
             MetadataCondition::new(&field, &c.key, op, value)
         })
         .collect()

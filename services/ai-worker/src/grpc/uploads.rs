@@ -37,7 +37,7 @@ fn meta(
         filename,
         declared_media_type,
         external_id: Some(external_id).filter(|s| !s.trim().is_empty()),
-        metadata: convert::struct_to_json(metadata),
+        metadata: thinkbank_proto::json::struct_to_json(metadata),
     })
 }
 

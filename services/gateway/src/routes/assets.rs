@@ -139,7 +139,10 @@ pub async fn upload(State(state): State<AppState>, multipart: Multipart) -> ApiR
         filename: file.filename,
         declared_media_type: file.content_type,
         external_id: form.external_id,
-        metadata: form.metadata.as_ref().map(views::json_struct),
+        metadata: form
+            .metadata
+            .as_ref()
+            .map(thinkbank_proto::json::struct_from_json),
         wait: form.wait,
         size_bytes: i64::try_from(file.size).unwrap_or(0),
     };
@@ -335,11 +338,7 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     // No deadline: the stream ends by itself when the asset reaches a final status.
-    let mut request = tonic::Request::new(pb::WatchAssetRequest { id });
-    let request_id = crate::error::current_request_id();
-    if let Ok(value) = request_id.parse() {
-        request.metadata_mut().insert("x-request-id", value);
-    }
+    let request = AppState::request_without_deadline(pb::WatchAssetRequest { id });
     let stream = state
         .worker
         .clone()

@@ -174,7 +174,7 @@ fn message(body: SearchRequest) -> Result<pb::VectorSearchRequest, ApiError> {
             Ok(pb::MetadataCondition {
                 op: operator(i, &c.op)? as i32,
                 key: c.key,
-                value: c.value.as_ref().map(views::json_value),
+                value: c.value.as_ref().map(thinkbank_proto::json::value_from_json),
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
