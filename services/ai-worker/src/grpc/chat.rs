@@ -213,7 +213,7 @@ pub async fn list(
     let more = rows.len() > page_size as usize;
     rows.truncate(page_size as usize);
     let next_page_token = match rows.last() {
-        Some(last) if more => format!("{}.{}", last.updated_at.timestamp_micros(), last.id),
+        Some(last) if more => super::service::page_token(last.updated_at, last.id),
         _ => String::new(),
     };
     Ok(pb::ListConversationsResponse {

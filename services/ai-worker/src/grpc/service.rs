@@ -98,11 +98,13 @@ pub(super) fn bounded(
     }
 }
 
-fn page_token(row: &crate::assets::AssetRow) -> String {
-    format!("{}.{}", row.created_at.timestamp_micros(), row.id)
+/// A keyset page token: the sort time and id of the last row returned. `parse_page_token`
+/// reads it back.
+pub(super) fn page_token(time: chrono::DateTime<chrono::Utc>, id: Uuid) -> String {
+    format!("{}.{id}", time.timestamp_micros())
 }
 
-fn parse_page_token(
+pub(super) fn parse_page_token(
     token: &str,
 ) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, WorkerError> {
     if token.is_empty() {
@@ -346,7 +348,9 @@ impl AiWorker for AiWorkerService {
         let more = rows.len() > page_size as usize;
         rows.truncate(page_size as usize);
         let next_page_token = if more {
-            rows.last().map(page_token).unwrap_or_default()
+            rows.last()
+                .map(|r| page_token(r.created_at, r.id))
+                .unwrap_or_default()
         } else {
             String::new()
         };

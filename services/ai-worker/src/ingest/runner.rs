@@ -236,8 +236,7 @@ impl Runner {
         self.progress(job.asset_id, Stage::Indexing, 0.95).await;
         let mut info = parsed.info;
         info.insert("timings_ms".into(), timings.to_json());
-        self.commit(job, &asset.embedding_model, &chunks, vectors, info)
-            .await?;
+        self.commit(job, &asset, &chunks, vectors, info).await?;
         Ok(chunks.len())
     }
 
@@ -266,15 +265,18 @@ impl Runner {
     }
 
     /// Writes chunks and vectors, marks the asset READY and removes the job, atomically.
+    ///
+    /// `asset` is the row read when the attempt started; nothing `commit` uses changes while
+    /// it runs, and a concurrent delete is caught in the transaction (foreign keys, lease).
     async fn commit(
         &self,
         job: ClaimedJob,
-        model: &str,
+        asset: &crate::assets::AssetRow,
         chunks: &[Chunk],
         vectors: Vec<Vector>,
         document_info: serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), JobError> {
-        let asset = self.assets.get(job.tenant_id, job.asset_id).await?;
+        let model = asset.embedding_model.as_str();
         let mut tx = self.pool.begin().await.map_err(WorkerError::from)?;
         // A previous attempt that lost its lease rolled back, but be explicit: the asset's
         // chunks are replaced, never appended to.
@@ -284,7 +286,7 @@ impl Runner {
             .await
             .map_err(WorkerError::from)?;
         let ids: Vec<Uuid> = chunks.iter().map(|_| Uuid::now_v7()).collect();
-        insert_chunks(&mut tx, &asset, &ids, chunks).await?;
+        insert_chunks(&mut tx, asset, &ids, chunks).await?;
         sqlx::query(
             "INSERT INTO worker.embeddings (chunk_id, model, tenant_id, collection_id, asset_id, embedding) \
              SELECT u.id, $1, $2, $3, $4, u.embedding \
@@ -310,7 +312,7 @@ impl Runner {
             .await
             .map_err(WorkerError::from)?;
         }
-        let replaced = replace_older_versions(&mut tx, &asset).await?;
+        let replaced = replace_older_versions(&mut tx, asset).await?;
         Assets::mark_ready(&mut tx, job.asset_id, chunks.len()).await?;
         if !queue::complete(&mut tx, job.asset_id, &self.worker_id).await? {
             tx.rollback().await.map_err(WorkerError::from)?;
