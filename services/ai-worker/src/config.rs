@@ -17,6 +17,11 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
+    /// Shared secret the gateway presents (`authorization: Bearer …`); when set, calls without
+    /// it are refused. Leave unset only on a trusted private network or a developer machine.
+    #[arg(long, env = "THINKBANK_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
+
     /// PostgreSQL (with pgvector) connection URL.
     #[arg(long, env = "THINKBANK_DATABASE_URL")]
     pub database_url: String,

@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod ingest;
 pub mod llm;
 pub mod search;
+pub mod tenancy;
 
 use std::{
     sync::{Arc, OnceLock},
@@ -37,10 +38,7 @@ use crate::{
     ingest::{chunker::ChunkSettings, objects::Objects, runner::Runner},
 };
 
-/// The tenant every call acts for until authentication exists.
-pub const DEFAULT_TENANT_ID: Uuid = Uuid::from_u128(1);
-/// The collection uploads go to when none is named.
-pub const DEFAULT_COLLECTION_ID: Uuid = Uuid::from_u128(1);
+pub use tenancy::DEFAULT_TENANT_ID;
 /// How often the database is probed for the health status.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -83,7 +81,10 @@ pub async fn run(
     let cell: Arc<OnceLock<Arc<State>>> = Arc::new(OnceLock::new());
     // Room for the largest asset plus the message envelope.
     let max_message = config.max_asset_bytes + 1024 * 1024;
-    let ai_worker = AiWorkerServer::new(AiWorkerService::new(cell.clone()))
+    let ai_worker = AiWorkerServer::new(AiWorkerService::new(
+        cell.clone(),
+        grpc::Callers::new(config.internal_token.clone()),
+    ))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
 

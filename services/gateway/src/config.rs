@@ -25,9 +25,73 @@ pub struct Config {
     )]
     pub worker_url: String,
 
-    /// PostgreSQL URL, checked by /readyz. Optional: without it readiness covers the worker only.
+    /// PostgreSQL URL: the identity store (keys, users, audit) and a readiness check. The
+    /// worker applies the migrations.
     #[arg(long, env = "THINKBANK_DATABASE_URL")]
-    pub database_url: Option<String>,
+    pub database_url: String,
+
+    /// Shared secret sent to the worker (`THINKBANK_INTERNAL_TOKEN` there too).
+    #[arg(long, env = "THINKBANK_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
+
+    /// An API key (`tb_…`) made the default tenant's first admin key when no key or user
+    /// exists yet; the dev launcher generates and prints it once.
+    #[arg(long, env = "THINKBANK_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
+    pub bootstrap_admin_key: Option<String>,
+
+    /// Secret signing the access tokens of signed-in users (≥ 32 bytes). Without it a random
+    /// one is made at start, so tokens do not survive a restart or work across replicas.
+    #[arg(long, env = "THINKBANK_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of an access token, in seconds.
+    #[arg(long, env = "THINKBANK_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of a refresh token, in seconds.
+    #[arg(long, env = "THINKBANK_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Let anyone register: each registration creates a new tenant with the user as its
+    /// admin. Off: only admins add users (to their own tenant).
+    #[arg(long, env = "THINKBANK_OPEN_SIGNUP", default_value_t = false)]
+    pub open_signup: bool,
+
+    /// JWKS URL of an external identity provider whose JWTs are accepted too.
+    #[arg(long, env = "THINKBANK_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+
+    /// Required `iss` of external JWTs.
+    #[arg(long, env = "THINKBANK_OIDC_ISSUER", default_value = "")]
+    pub oidc_issuer: String,
+
+    /// Required `aud` of external JWTs.
+    #[arg(long, env = "THINKBANK_OIDC_AUDIENCE", default_value = "thinkbank")]
+    pub oidc_audience: String,
+
+    /// Claim of external JWTs holding the tenant id.
+    #[arg(long, env = "THINKBANK_OIDC_TENANT_CLAIM", default_value = "thinkbank_tenant")]
+    pub oidc_tenant_claim: String,
+
+    /// Claim of external JWTs holding the role (admin, editor, reader; default reader).
+    #[arg(long, env = "THINKBANK_OIDC_ROLE_CLAIM", default_value = "thinkbank_role")]
+    pub oidc_role_claim: String,
+
+    #[command(flatten)]
+    pub limits: crate::limits::LimitSettings,
+
+    /// Origins allowed to call the API from a browser (comma-separated, e.g.
+    /// `https://app.example.com`); empty: same-origin only.
+    #[arg(long, env = "THINKBANK_CORS_ORIGINS", value_delimiter = ',', default_value = "")]
+    pub cors_origins: Vec<String>,
+
+    /// Send `Strict-Transport-Security` (set when the gateway is reached over HTTPS).
+    #[arg(long, env = "THINKBANK_HSTS", default_value_t = false)]
+    pub hsts: bool,
+
+    /// Deadline of a whole non-streaming request, in seconds (SSE streams are exempt).
+    #[arg(long, env = "THINKBANK_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
 
     /// Largest accepted upload in bytes.
     #[arg(long, env = "THINKBANK_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
@@ -70,11 +134,26 @@ impl Config {
     }
 
     /// Defaults for a gateway talking to `worker_url`, used by tests and embedders.
-    pub fn for_worker(worker_url: impl Into<String>) -> Self {
+    pub fn for_worker(worker_url: impl Into<String>, database_url: impl Into<String>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             worker_url: worker_url.into(),
-            database_url: None,
+            database_url: database_url.into(),
+            internal_token: None,
+            bootstrap_admin_key: None,
+            jwt_secret: None,
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            open_signup: false,
+            oidc_jwks_url: None,
+            oidc_issuer: String::new(),
+            oidc_audience: "thinkbank".into(),
+            oidc_tenant_claim: "thinkbank_tenant".into(),
+            oidc_role_claim: "thinkbank_role".into(),
+            limits: crate::limits::LimitSettings::default(),
+            cors_origins: Vec::new(),
+            hsts: false,
+            request_timeout_secs: 60,
             max_upload_bytes: 100 * 1024 * 1024,
             max_json_bytes: 1024 * 1024,
             worker_timeout_secs: 30,

@@ -112,3 +112,18 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Maps a failed identity-store query: an unreachable database is 503 (retry), anything else
+/// is logged here and answered 500 without internals.
+pub fn database(error: sqlx::Error) -> ApiError {
+    match &error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            tracing::warn!(%error, "identity store unavailable");
+            ApiError::new(ErrorCode::Unavailable, "the database is unavailable; retry shortly")
+        }
+        _ => {
+            tracing::error!(%error, "identity store query failed");
+            ApiError::new(ErrorCode::Internal, "internal error")
+        }
+    }
+}

@@ -2,11 +2,17 @@
 //! JSON errors, SSE) and translates HTTP into calls on the internal AiWorker gRPC service; it
 //! holds no retrieval or LLM logic.
 
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
 pub mod config;
+pub mod edge;
 pub mod error;
+pub mod limits;
 pub mod routes;
 pub mod state;
 pub mod views;
+pub mod worker_client;
 
 use anyhow::Context as _;
 use axum::{
@@ -15,7 +21,7 @@ use axum::{
     http::HeaderName,
     middleware::{self, Next},
     response::Response,
-    routing::{get, post},
+    routing::{delete, get, patch, post},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +34,9 @@ pub use config::Config;
 pub use state::AppState;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The tenant every installation has; its admins are the operators.
+pub const DEFAULT_TENANT_ID: uuid::Uuid = uuid::Uuid::from_u128(1);
 
 /// Builds the router for `state`.
 pub fn router(state: AppState) -> Router {
@@ -72,6 +81,27 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/embeddings", post(routes::embeddings::create))
         .route("/v1/chat/completions", post(routes::openai::completions))
         .route("/v1/models", get(routes::openai::models))
+        .route("/api/v1/auth/login", post(routes::identity::login))
+        .route("/api/v1/auth/refresh", post(routes::identity::refresh))
+        .route("/api/v1/auth/logout", post(routes::identity::logout))
+        .route("/api/v1/auth/register", post(routes::identity::register))
+        .route("/api/v1/auth/me", get(routes::identity::me))
+        .route(
+            "/api/v1/keys",
+            post(routes::admin::create_key).get(routes::admin::list_keys),
+        )
+        .route("/api/v1/keys/{id}", delete(routes::admin::revoke_key))
+        .route(
+            "/api/v1/users",
+            post(routes::admin::create_user).get(routes::admin::list_users),
+        )
+        .route("/api/v1/users/{id}", patch(routes::admin::update_user))
+        .route(
+            "/api/v1/tenants",
+            post(routes::tenants::create_route).get(routes::tenants::list_route),
+        )
+        .route("/api/v1/audit", get(routes::admin::list_audit))
+        .route("/api/v1/audit/verify", get(routes::admin::verify_audit))
         .layer(DefaultBodyLimit::max(json_limit));
     Router::new()
         .route("/", get(index))
@@ -80,7 +110,11 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::middleware))
+        .layer(middleware::from_fn_with_state(state.clone(), edge::request_timeout))
         .layer(middleware::from_fn(scope_request_id))
+        .layer(tower::util::option_layer(edge::cors(&state.config)))
+        .layer(middleware::from_fn_with_state(state.clone(), edge::security_headers))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
@@ -124,7 +158,9 @@ pub async fn run(
         .local_addr()
         .context("listener has no local address")?;
     tracing::info!(%addr, worker = %state.config.worker_url, "gateway listening");
-    axum::serve(listener, router(state))
+    bootstrap::admin_key(&state).await;
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("HTTP server failed")?;

@@ -2,18 +2,33 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use sqlx::PgPool;
 use thinkbank_proto::v1::ai_worker_client::AiWorkerClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::{config::Config, error::current_request_id};
+use crate::{
+    auth::{
+        external::{ExternalIdp, IdpSettings},
+        tokens::Tokens,
+    },
+    config::Config,
+    error::current_request_id,
+    limits::Limiter,
+    worker_client::{WorkerAuth, WorkerClient},
+};
 
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub worker: AiWorkerClient<Channel>,
+    pub worker: WorkerClient,
     pub health: HealthClient<Channel>,
-    pub database: Option<PgPool>,
+    /// The identity store; also checked by /readyz.
+    pub database: PgPool,
+    pub tokens: Tokens,
+    pub external_idp: Option<Arc<ExternalIdp>>,
+    pub limiter: Limiter,
     pub config: std::sync::Arc<Config>,
     /// Cancelled when the gateway shuts down; long SSE streams end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -40,23 +55,50 @@ impl AppState {
         let channel = endpoint.connect_lazy();
         // Uploads travel inside ProcessAsset; allow the configured maximum plus envelope.
         let max_message = config.max_upload_bytes + 1024 * 1024;
-        let worker = AiWorkerClient::new(channel.clone())
+        let auth = WorkerAuth::new(config.internal_token.as_deref())?;
+        let worker = AiWorkerClient::with_interceptor(channel.clone(), auth)
             .max_encoding_message_size(max_message)
             .max_decoding_message_size(max_message);
-        let database = match &config.database_url {
-            Some(url) => Some(
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(2)
-                    .acquire_timeout(Duration::from_secs(2))
-                    .connect_lazy(url)
-                    .context("invalid THINKBANK_DATABASE_URL")?,
-            ),
-            None => None,
+        let database = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy(&config.database_url)
+            .context("invalid THINKBANK_DATABASE_URL")?;
+        let secret = match &config.jwt_secret {
+            Some(secret) if secret.len() >= 32 => secret.as_bytes().to_vec(),
+            Some(_) => anyhow::bail!("THINKBANK_JWT_SECRET must be at least 32 bytes"),
+            None => {
+                tracing::warn!(
+                    "THINKBANK_JWT_SECRET is not set: signed-in sessions end when the gateway \
+                     restarts and do not work across replicas"
+                );
+                let mut secret = vec![0u8; 32];
+                rand::Rng::fill(&mut rand::rng(), secret.as_mut_slice());
+                secret
+            }
         };
+        let tokens = Tokens::new(
+            &secret,
+            Duration::from_secs(config.access_token_ttl_secs),
+            Duration::from_secs(config.refresh_token_ttl_secs),
+        );
+        let external_idp = config.oidc_jwks_url.as_ref().map(|url| {
+            Arc::new(ExternalIdp::new(IdpSettings {
+                jwks_url: url.clone(),
+                issuer: config.oidc_issuer.clone(),
+                audience: config.oidc_audience.clone(),
+                tenant_claim: config.oidc_tenant_claim.clone(),
+                role_claim: config.oidc_role_claim.clone(),
+            }))
+        });
+        let limiter = Limiter::new(config.limits.clone());
         Ok(Self {
             worker,
             health: HealthClient::new(channel),
             database,
+            tokens,
+            external_idp,
+            limiter,
             config: std::sync::Arc::new(config),
             shutdown,
             active_chats: crate::routes::chat::ActiveChats::default(),

@@ -157,6 +157,7 @@ pub fn worker_config(
 ) -> thinkbank_ai_worker::Config {
     thinkbank_ai_worker::Config {
         listen: "127.0.0.1:0".parse().expect("valid address"),
+        internal_token: None,
         database_url: db.url.clone(),
         database_max_connections: 8,
         embed_model_dir: model_dir(),

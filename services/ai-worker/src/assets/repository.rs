@@ -4,7 +4,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::error::{Result, WorkerError};
+use crate::{
+    error::{Result, WorkerError},
+    tenancy::Tenant,
+};
 
 /// Coarse status, stored as text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,23 +178,42 @@ impl Assets {
         Self { pool }
     }
 
-    /// The embedding model of a tenant's collection, or NOT_FOUND.
-    pub async fn collection_model(&self, tenant_id: Uuid, collection_id: Uuid) -> Result<String> {
-        sqlx::query_scalar(
-            "SELECT embedding_model FROM worker.collections WHERE id = $1 AND tenant_id = $2",
+    /// The collection an upload goes to (the tenant's `default` one when none is named) and
+    /// its embedding model, or NOT_FOUND.
+    pub async fn resolve_collection(
+        &self,
+        tenant: &Tenant,
+        collection_id: Option<Uuid>,
+    ) -> Result<(Uuid, String)> {
+        let mut tx = tenant.begin(&self.pool).await?;
+        let found: Option<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, embedding_model FROM worker.collections \
+             WHERE tenant_id = $1 AND CASE WHEN $2::uuid IS NULL THEN name = 'default' \
+                                           ELSE id = $2 END",
         )
+        .bind(tenant.id)
         .bind(collection_id)
-        .bind(tenant_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| WorkerError::NotFound(format!("collection {collection_id} not found")))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        found.ok_or_else(|| match collection_id {
+            Some(id) => WorkerError::NotFound(format!("collection {id} not found")),
+            None => WorkerError::NotFound(
+                "no collection named; this caller has no default collection it may use".into(),
+            ),
+        })
     }
 
     /// Inserts the asset and its queue job in one transaction. When the same bytes already
     /// exist in the collection, nothing is written and the existing asset is returned with
     /// `false`.
-    pub async fn insert_queued(&self, new: NewAsset, model: &str) -> Result<(AssetRow, bool)> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn insert_queued(
+        &self,
+        tenant: &Tenant,
+        new: NewAsset,
+        model: &str,
+    ) -> Result<(AssetRow, bool)> {
+        let mut tx = tenant.begin(&self.pool).await?;
         let inserted: Option<AssetRow> = sqlx::query_as(&format!(
             "INSERT INTO worker.assets (id, tenant_id, collection_id, filename, \
                  declared_media_type, media_type, size_bytes, sha256, object_key, external_id, \
@@ -216,6 +238,7 @@ impl Assets {
         .await?;
         let Some(asset) = inserted else {
             tx.rollback().await?;
+            let mut tx = tenant.begin(&self.pool).await?;
             let existing: AssetRow = sqlx::query_as(&format!(
                 "SELECT {COLUMNS} FROM worker.assets WHERE collection_id = $1 AND sha256 = $2 \
                  AND tenant_id = $3"
@@ -223,8 +246,9 @@ impl Assets {
             .bind(new.collection_id)
             .bind(&new.sha256)
             .bind(new.tenant_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
+            tx.commit().await?;
             return Ok((existing, false));
         };
         sqlx::query("INSERT INTO worker.ingest_jobs (asset_id, tenant_id) VALUES ($1, $2)")
@@ -236,21 +260,24 @@ impl Assets {
         Ok((asset, true))
     }
 
-    pub async fn get(&self, tenant_id: Uuid, id: Uuid) -> Result<AssetRow> {
-        sqlx::query_as(&format!(
+    pub async fn get(&self, tenant: &Tenant, id: Uuid) -> Result<AssetRow> {
+        let mut tx = tenant.begin(&self.pool).await?;
+        let row = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM worker.assets WHERE id = $1 AND tenant_id = $2"
         ))
         .bind(id)
-        .bind(tenant_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
+        .bind(tenant.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
     }
 
     /// Newest first, keyset-paginated.
-    pub async fn list(&self, tenant_id: Uuid, filter: &ListFilter) -> Result<Vec<AssetRow>> {
+    pub async fn list(&self, tenant: &Tenant, filter: &ListFilter) -> Result<Vec<AssetRow>> {
         let (after_time, after_id) = filter.after.unzip();
-        Ok(sqlx::query_as(&format!(
+        let mut tx = tenant.begin(&self.pool).await?;
+        let rows = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM worker.assets \
              WHERE tenant_id = $1 \
                AND ($2::uuid IS NULL OR collection_id = $2) \
@@ -258,26 +285,30 @@ impl Assets {
                AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
              ORDER BY created_at DESC, id DESC LIMIT $6"
         ))
-        .bind(tenant_id)
+        .bind(tenant.id)
         .bind(filter.collection_id)
         .bind(filter.status.map(Status::as_str))
         .bind(after_time)
         .bind(after_id)
         .bind(filter.limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// Deletes the asset row (chunks, vectors and its job cascade) and returns its object key.
-    pub async fn delete(&self, tenant_id: Uuid, id: Uuid) -> Result<String> {
-        sqlx::query_scalar(
+    pub async fn delete(&self, tenant: &Tenant, id: Uuid) -> Result<String> {
+        let mut tx = tenant.begin(&self.pool).await?;
+        let key: Option<String> = sqlx::query_scalar(
             "DELETE FROM worker.assets WHERE id = $1 AND tenant_id = $2 RETURNING object_key",
         )
         .bind(id)
-        .bind(tenant_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
+        .bind(tenant.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        key.ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
     }
 
     /// True when another asset still references the same stored object.
@@ -292,9 +323,9 @@ impl Assets {
 
     /// Cancels a queued or processing asset: its job is removed (an attempt in flight loses
     /// its lease and commits nothing) and it ends CANCELLED.
-    pub async fn cancel(&self, tenant_id: Uuid, id: Uuid) -> Result<AssetRow> {
-        let mut tx = self.pool.begin().await?;
-        let status = lock_status(&mut tx, tenant_id, id).await?;
+    pub async fn cancel(&self, tenant: &Tenant, id: Uuid) -> Result<AssetRow> {
+        let mut tx = tenant.begin(&self.pool).await?;
+        let status = lock_status(&mut tx, tenant.id, id).await?;
         if status.is_final() {
             return Err(WorkerError::FailedPrecondition(format!(
                 "asset {id} is {}; only queued or processing assets can be cancelled",
@@ -318,9 +349,9 @@ impl Assets {
 
     /// Queues a finished asset again. Its current chunks stay searchable until the new ones
     /// replace them.
-    pub async fn reprocess(&self, tenant_id: Uuid, id: Uuid) -> Result<AssetRow> {
-        let mut tx = self.pool.begin().await?;
-        let status = lock_status(&mut tx, tenant_id, id).await?;
+    pub async fn reprocess(&self, tenant: &Tenant, id: Uuid) -> Result<AssetRow> {
+        let mut tx = tenant.begin(&self.pool).await?;
+        let status = lock_status(&mut tx, tenant.id, id).await?;
         if !status.is_final() {
             return Err(WorkerError::FailedPrecondition(format!(
                 "asset {id} is {}; wait until it is ready, failed or cancelled",
@@ -332,7 +363,7 @@ impl Assets {
              ON CONFLICT (asset_id) DO NOTHING",
         )
         .bind(id)
-        .bind(tenant_id)
+        .bind(tenant.id)
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query_as(&format!(

@@ -11,6 +11,7 @@ use super::{AnswerMode, Citation, FinishReason, Turn};
 use crate::{
     error::{Result, WorkerError},
     search::Hit,
+    tenancy::Tenant,
 };
 
 /// Longest title, in characters (the first question, shortened).
@@ -168,40 +169,45 @@ fn title(question: &str) -> String {
 }
 
 /// Starts a conversation titled after its first question.
-pub async fn create(pool: &PgPool, tenant_id: Uuid, question: &str) -> Result<Uuid> {
+pub async fn create(pool: &PgPool, tenant: &Tenant, question: &str) -> Result<Uuid> {
     let id = Uuid::now_v7();
+    let mut tx = tenant.begin(pool).await?;
     sqlx::query("INSERT INTO worker.conversations (id, tenant_id, title) VALUES ($1, $2, $3)")
         .bind(id)
-        .bind(tenant_id)
+        .bind(tenant.id)
         .bind(title(question))
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(id)
 }
 
-pub async fn get(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<ConversationRow> {
-    sqlx::query_as(
+pub async fn get(pool: &PgPool, tenant: &Tenant, id: Uuid) -> Result<ConversationRow> {
+    let mut tx = tenant.begin(pool).await?;
+    let row = sqlx::query_as(
         "SELECT c.id, c.title, c.created_at, c.updated_at, \
                 (SELECT count(*) FROM worker.conversation_messages m \
                   WHERE m.conversation_id = c.id) AS message_count \
          FROM worker.conversations c WHERE c.tenant_id = $1 AND c.id = $2",
     )
-    .bind(tenant_id)
+    .bind(tenant.id)
     .bind(id)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| WorkerError::NotFound(format!("conversation {id} not found")))
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    row.ok_or_else(|| WorkerError::NotFound(format!("conversation {id} not found")))
 }
 
 /// Most recently updated first, after the `(updated_at, id)` of the previous page.
 pub async fn list(
     pool: &PgPool,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ConversationRow>> {
     let (after_time, after_id) = after.unzip();
-    Ok(sqlx::query_as(
+    let mut tx = tenant.begin(pool).await?;
+    let rows = sqlx::query_as(
         "SELECT c.id, c.title, c.created_at, c.updated_at, \
                 (SELECT count(*) FROM worker.conversation_messages m \
                   WHERE m.conversation_id = c.id) AS message_count \
@@ -210,32 +216,37 @@ pub async fn list(
            AND ($2::timestamptz IS NULL OR (c.updated_at, c.id) < ($2, $3)) \
          ORDER BY c.updated_at DESC, c.id DESC LIMIT $4",
     )
-    .bind(tenant_id)
+    .bind(tenant.id)
     .bind(after_time)
     .bind(after_id)
     .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 /// Oldest first; NOT_FOUND for an unknown conversation.
-pub async fn messages(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<Vec<MessageRow>> {
-    get(pool, tenant_id, id).await?;
-    Ok(sqlx::query_as(
+pub async fn messages(pool: &PgPool, tenant: &Tenant, id: Uuid) -> Result<Vec<MessageRow>> {
+    get(pool, tenant, id).await?;
+    let mut tx = tenant.begin(pool).await?;
+    let rows = sqlx::query_as(
         "SELECT id, role, content, sources, citations, finish_reason, answer_mode, model, \
                 created_at \
          FROM worker.conversation_messages \
          WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY id",
     )
-    .bind(tenant_id)
+    .bind(tenant.id)
     .bind(id)
-    .fetch_all(pool)
-    .await?)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 /// The stored messages as answerer history.
-pub async fn history(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<Vec<Turn>> {
-    Ok(messages(pool, tenant_id, id)
+pub async fn history(pool: &PgPool, tenant: &Tenant, id: Uuid) -> Result<Vec<Turn>> {
+    Ok(messages(pool, tenant, id)
         .await?
         .into_iter()
         .map(|m| Turn {
@@ -245,13 +256,15 @@ pub async fn history(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<Vec<Tur
         .collect())
 }
 
-pub async fn delete(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<()> {
+pub async fn delete(pool: &PgPool, tenant: &Tenant, id: Uuid) -> Result<()> {
+    let mut tx = tenant.begin(pool).await?;
     let deleted = sqlx::query("DELETE FROM worker.conversations WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant_id)
+        .bind(tenant.id)
         .bind(id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+    tx.commit().await?;
     if deleted == 0 {
         return Err(WorkerError::NotFound(format!(
             "conversation {id} not found"
@@ -263,11 +276,12 @@ pub async fn delete(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<()> {
 /// Stores a question and its answer together.
 pub async fn record(
     pool: &PgPool,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     conversation_id: Uuid,
     exchange: &Exchange,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let tenant_id = tenant.id;
+    let mut tx = tenant.begin(pool).await?;
     let insert = "INSERT INTO worker.conversation_messages \
         (id, conversation_id, tenant_id, role, content, sources, citations, finish_reason, \
          answer_mode, model) \

@@ -5,13 +5,13 @@
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::{AnswerMode, ChatEvent, ChatSummary, FinishReason, Turn, citations, sentences};
 use crate::{
     embed::{LocalEmbedder, cosine},
     error::{Result, WorkerError},
     search::{self, Filters},
+    tenancy::Tenant,
 };
 
 /// Sentences quoted in an answer.
@@ -27,7 +27,7 @@ pub const NOTHING_FOUND: &str =
 pub struct Request<'a> {
     pub pool: &'a sqlx::PgPool,
     pub embedder: &'a LocalEmbedder,
-    pub tenant_id: Uuid,
+    pub tenant: &'a Tenant,
     pub question: &'a str,
     pub history: &'a [Turn],
     pub filters: Filters,
@@ -45,7 +45,7 @@ pub async fn answer_extractive(
     let (hits, query_vector) = super::retrieve(
         request.pool,
         &embedder,
-        request.tenant_id,
+        request.tenant,
         super::retrieve::retrieval_query(request.question, request.history),
         &request.filters,
         request.top_k,

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::{
     AnswerMode, ChatEvent, ChatSummary, FinishReason, Turn, citations, extractive::NOTHING_FOUND,
@@ -20,13 +19,14 @@ use crate::{
     error::{Result, WorkerError},
     llm::{Llm, LlmError, LlmEvent, Started},
     search::Filters,
+    tenancy::Tenant,
 };
 
 pub struct Request<'a> {
     pub pool: &'a sqlx::PgPool,
     pub embedder: &'a LocalEmbedder,
     pub llm: &'a Llm,
-    pub tenant_id: Uuid,
+    pub tenant: &'a Tenant,
     pub question: &'a str,
     pub history: &'a [Turn],
     pub filters: Filters,
@@ -59,7 +59,7 @@ pub async fn answer_generative(
     let (hits, _) = retrieve::retrieve(
         request.pool,
         request.embedder,
-        request.tenant_id,
+        request.tenant,
         query,
         &request.filters,
         request.top_k,

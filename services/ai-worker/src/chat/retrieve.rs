@@ -1,12 +1,11 @@
 //! Retrieval for chat, behind one function so both answerers use the same search and
 //! switching to hybrid search is a one-line change here.
 
-use uuid::Uuid;
-
 use crate::{
     embed::LocalEmbedder,
     error::{Result, WorkerError},
     search::{self, Filters, Hit},
+    tenancy::Tenant,
 };
 
 /// The `top_k` chunks for `query`, best first, with the query's embedding (the extractive
@@ -14,7 +13,7 @@ use crate::{
 pub async fn retrieve(
     pool: &sqlx::PgPool,
     embedder: &LocalEmbedder,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     query: String,
     filters: &Filters,
     top_k: usize,
@@ -22,7 +21,7 @@ pub async fn retrieve(
     let query_vector = embed_one(embedder, query).await?;
     let hits = search::vector(
         pool,
-        tenant_id,
+        tenant,
         embedder.info(),
         &query_vector,
         filters,

@@ -23,13 +23,14 @@ use crate::{
     chat::{ChatEvent, ChatSummary, FinishReason, conversations},
     error::{Result, WorkerError},
     search::{Filters, Hit},
+    tenancy::Tenant,
 };
 
 pub type ChatResponses = ReceiverStream<Result<pb::ChatStreamResponse, Status>>;
 
 /// A validated ChatStream request.
 pub struct Ask {
-    pub tenant_id: Uuid,
+    pub tenant: Tenant,
     pub question: String,
     pub history: Vec<chat::Turn>,
     pub conversation_id: Option<Uuid>,
@@ -54,7 +55,7 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
         return Err(WorkerError::Llm(crate::llm::LlmError::CircuitOpen));
     }
     let Ask {
-        tenant_id,
+        tenant,
         question,
         mut history,
         conversation_id,
@@ -68,10 +69,10 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
                     "history must be empty when conversation_id is set (the stored messages are the history)".into(),
                 ));
             }
-            history = conversations::history(&state.pool, tenant_id, id).await?;
+            history = conversations::history(&state.pool, &tenant, id).await?;
             id
         }
-        None => conversations::create(&state.pool, tenant_id, &question).await?,
+        None => conversations::create(&state.pool, &tenant, &question).await?,
     };
 
     let (events_tx, mut events_rx) = mpsc::channel::<ChatEvent>(16);
@@ -108,12 +109,12 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
             record
         };
         let answer = answer(
-            &state, tenant_id, &question, &history, filters, top_k, events_tx,
+            &state, &tenant, &question, &history, filters, top_k, events_tx,
         );
         let (result, record) = tokio::join!(answer, relay);
         let exchange = exchange(question, &record, result.is_err());
         if let Err(error) =
-            conversations::record(&state.pool, tenant_id, conversation_id, &exchange).await
+            conversations::record(&state.pool, &tenant, conversation_id, &exchange).await
         {
             tracing::warn!(%conversation_id, %error, "cannot store the chat exchange");
         }
@@ -134,7 +135,7 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
 
 async fn answer(
     state: &State,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     question: &str,
     history: &[chat::Turn],
     filters: Filters,
@@ -147,7 +148,7 @@ async fn answer(
                 pool: &state.pool,
                 embedder: &state.embedder,
                 llm,
-                tenant_id,
+                tenant,
                 question,
                 history,
                 filters,
@@ -159,7 +160,7 @@ async fn answer(
             let request = chat::extractive::Request {
                 pool: &state.pool,
                 embedder: &state.embedder,
-                tenant_id,
+                tenant,
                 question,
                 history,
                 filters,
@@ -204,12 +205,12 @@ fn exchange(question: String, record: &Record, failed: bool) -> conversations::E
 
 pub async fn list(
     state: &State,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
     page_size: u32,
 ) -> Result<pb::ListConversationsResponse> {
     let mut rows =
-        conversations::list(&state.pool, tenant_id, after, i64::from(page_size) + 1).await?;
+        conversations::list(&state.pool, tenant, after, i64::from(page_size) + 1).await?;
     let more = rows.len() > page_size as usize;
     rows.truncate(page_size as usize);
     let next_page_token = match rows.last() {
@@ -222,9 +223,9 @@ pub async fn list(
     })
 }
 
-pub async fn get(state: &State, tenant_id: Uuid, id: Uuid) -> Result<pb::GetConversationResponse> {
-    let row = conversations::get(&state.pool, tenant_id, id).await?;
-    let messages = conversations::messages(&state.pool, tenant_id, id).await?;
+pub async fn get(state: &State, tenant: &Tenant, id: Uuid) -> Result<pb::GetConversationResponse> {
+    let row = conversations::get(&state.pool, tenant, id).await?;
+    let messages = conversations::messages(&state.pool, tenant, id).await?;
     Ok(pb::GetConversationResponse {
         conversation: Some(convert::conversation(&row)),
         messages: messages

@@ -1,9 +1,11 @@
 //! The tonic adapter: takes requests apart, calls the domain, converts results.
 
+mod caller;
 mod chat;
 mod convert;
 mod search_convert;
 mod service;
 mod uploads;
 
+pub use caller::{COLLECTIONS_HEADER, Callers, TENANT_HEADER};
 pub use service::AiWorkerService;

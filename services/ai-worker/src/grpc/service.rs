@@ -16,11 +16,12 @@ use uuid::Uuid;
 
 use super::{convert, search_convert};
 use crate::{
-    DEFAULT_TENANT_ID, State,
+    State,
     assets::ListFilter,
     chat,
     error::{WorkerError, parse_uuid},
     search,
+    tenancy::Tenant,
 };
 
 /// Texts per GetEmbedding call.
@@ -37,11 +38,17 @@ type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'sta
 #[derive(Debug, Clone)]
 pub struct AiWorkerService {
     state: Arc<OnceLock<Arc<State>>>,
+    callers: super::caller::Callers,
 }
 
 impl AiWorkerService {
-    pub fn new(state: Arc<OnceLock<Arc<State>>>) -> Self {
-        Self { state }
+    pub fn new(state: Arc<OnceLock<Arc<State>>>, callers: super::caller::Callers) -> Self {
+        Self { state, callers }
+    }
+
+    /// Authenticates the caller and returns the tenant it acts for.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Tenant, Status> {
+        self.callers.tenant(request.metadata())
     }
 
     fn state(&self) -> Result<Arc<State>, Status> {
@@ -52,10 +59,6 @@ impl AiWorkerService {
     }
 }
 
-/// The tenant a call acts for. Until authentication exists every call uses the default tenant.
-fn tenant<T>(_request: &Request<T>) -> Uuid {
-    DEFAULT_TENANT_ID
-}
 
 fn optional_uuid(field: &str, value: &str) -> Result<Option<Uuid>, WorkerError> {
     if value.trim().is_empty() {
@@ -126,8 +129,8 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::ProcessAssetRequest>,
     ) -> Result<Response<pb::ProcessAssetResponse>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
-        super::uploads::process_asset(state, tenant_id, request.into_inner())
+        let tenant = self.caller(&request)?;
+        super::uploads::process_asset(state, tenant, request.into_inner())
             .await
             .map(Response::new)
     }
@@ -137,8 +140,8 @@ impl AiWorker for AiWorkerService {
         request: Request<tonic::Streaming<pb::UploadAssetRequest>>,
     ) -> Result<Response<pb::ProcessAssetResponse>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
-        super::uploads::upload_asset(state, tenant_id, request.into_inner())
+        let tenant = self.caller(&request)?;
+        super::uploads::upload_asset(state, tenant, request.into_inner())
             .await
             .map(Response::new)
     }
@@ -148,6 +151,7 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::GetEmbeddingRequest>,
     ) -> Result<Response<pb::GetEmbeddingResponse>, Status> {
         let state = self.state()?;
+        self.caller(&request)?;
         let message = request.into_inner();
         let info = state.embedder.info().clone();
         if !message.model.is_empty() && message.model != info.name {
@@ -212,12 +216,12 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::VectorSearchRequest>,
     ) -> Result<Response<pb::VectorSearchResponse>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let message = request.into_inner();
         require_text("query", &message.query)?;
         let query = search_convert::query(message)?;
         let mode = query.mode;
-        let outcome = search::search(&state.pool, &state.embedder, tenant_id, &query).await?;
+        let outcome = search::search(&state.pool, &state.embedder, &tenant, &query).await?;
         Ok(Response::new(search_convert::response(outcome, mode)))
     }
 
@@ -228,7 +232,7 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::ChatStreamRequest>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let message = request.into_inner();
         require_text("question", &message.question)?;
         let top_k = bounded(
@@ -250,7 +254,7 @@ impl AiWorker for AiWorkerService {
             })
             .collect();
         let ask = super::chat::Ask {
-            tenant_id,
+            tenant,
             question: message.question,
             history,
             conversation_id: optional_uuid("conversation_id", &message.conversation_id)?,
@@ -266,7 +270,7 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::ListConversationsRequest>,
     ) -> Result<Response<pb::ListConversationsResponse>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let message = request.into_inner();
         let page_size = match message.page_size {
             0 => DEFAULT_PAGE_SIZE,
@@ -280,7 +284,7 @@ impl AiWorker for AiWorkerService {
         };
         let after = parse_page_token(&message.page_token)?;
         Ok(Response::new(
-            super::chat::list(&state, tenant_id, after, page_size).await?,
+            super::chat::list(&state, &tenant, after, page_size).await?,
         ))
     }
 
@@ -289,10 +293,10 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::GetConversationRequest>,
     ) -> Result<Response<pb::GetConversationResponse>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
         Ok(Response::new(
-            super::chat::get(&state, tenant_id, id).await?,
+            super::chat::get(&state, &tenant, id).await?,
         ))
     }
 
@@ -301,9 +305,9 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::DeleteConversationRequest>,
     ) -> Result<Response<pb::DeleteConversationResponse>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        chat::conversations::delete(&state.pool, tenant_id, id).await?;
+        chat::conversations::delete(&state.pool, &tenant, id).await?;
         Ok(Response::new(pb::DeleteConversationResponse {}))
     }
 
@@ -312,9 +316,9 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::GetAssetRequest>,
     ) -> Result<Response<pb::Asset>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        let asset = state.assets.get(tenant_id, id).await?;
+        let asset = state.assets.get(&tenant, id).await?;
         Ok(Response::new(convert::asset(&asset)))
     }
 
@@ -323,7 +327,7 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::ListAssetsRequest>,
     ) -> Result<Response<pb::ListAssetsResponse>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let message = request.into_inner();
         let page_size = match message.page_size {
             0 => DEFAULT_PAGE_SIZE,
@@ -344,7 +348,7 @@ impl AiWorker for AiWorkerService {
             after: parse_page_token(&message.page_token)?,
             limit: i64::from(page_size) + 1,
         };
-        let mut rows = state.assets.list(tenant_id, &filter).await?;
+        let mut rows = state.assets.list(&tenant, &filter).await?;
         let more = rows.len() > page_size as usize;
         rows.truncate(page_size as usize);
         let next_page_token = if more {
@@ -365,9 +369,9 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::DeleteAssetRequest>,
     ) -> Result<Response<pb::DeleteAssetResponse>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        let object_key = state.assets.delete(tenant_id, id).await?;
+        let object_key = state.assets.delete(&tenant, id).await?;
         crate::ingest::objects::release(&state.assets, &state.objects, &object_key).await;
         Ok(Response::new(pb::DeleteAssetResponse {}))
     }
@@ -377,9 +381,9 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::CancelAssetRequest>,
     ) -> Result<Response<pb::Asset>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        let asset = state.assets.cancel(tenant_id, id).await?;
+        let asset = state.assets.cancel(&tenant, id).await?;
         Ok(Response::new(convert::asset(&asset)))
     }
 
@@ -388,9 +392,9 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::ReprocessAssetRequest>,
     ) -> Result<Response<pb::Asset>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        let asset = state.assets.reprocess(tenant_id, id).await?;
+        let asset = state.assets.reprocess(&tenant, id).await?;
         state.wake.notify_one();
         Ok(Response::new(convert::asset(&asset)))
     }
@@ -402,9 +406,9 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::WatchAssetRequest>,
     ) -> Result<Response<Self::WatchAssetStream>, Status> {
         let state = self.state()?;
-        let tenant_id = tenant(&request);
+        let tenant = self.caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        let first = state.assets.get(tenant_id, id).await?;
+        let first = state.assets.get(&tenant, id).await?;
         let (tx, rx) = mpsc::channel(8);
         tokio::spawn(async move {
             let mut last = first;
@@ -419,7 +423,7 @@ impl AiWorker for AiWorkerService {
             }
             while !last.status().is_final() {
                 tokio::time::sleep(WATCH_INTERVAL).await;
-                let current = match state.assets.get(tenant_id, id).await {
+                let current = match state.assets.get(&tenant, id).await {
                     Ok(current) => current,
                     Err(error) => {
                         let _ = tx.send(Err(error.into())).await;

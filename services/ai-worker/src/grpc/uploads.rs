@@ -5,21 +5,21 @@ use std::sync::Arc;
 
 use thinkbank_proto::v1::{self as pb, upload_asset_request::Part};
 use tonic::{Status, Streaming};
-use uuid::Uuid;
 
 use super::convert;
 use crate::{
-    DEFAULT_COLLECTION_ID, State,
+    State,
     assets::AssetRow,
     error::{WorkerError, parse_uuid},
     ingest::{
         accept::{self, UploadMeta},
         spool::Spool,
     },
+    tenancy::Tenant,
 };
 
 fn meta(
-    tenant_id: Uuid,
+    tenant: &Tenant,
     collection_id: &str,
     filename: String,
     declared_media_type: String,
@@ -27,12 +27,12 @@ fn meta(
     metadata: Option<prost_types::Struct>,
 ) -> Result<UploadMeta, WorkerError> {
     let collection_id = if collection_id.trim().is_empty() {
-        DEFAULT_COLLECTION_ID
+        None
     } else {
-        parse_uuid("collection_id", collection_id)?
+        Some(parse_uuid("collection_id", collection_id)?)
     };
     Ok(UploadMeta {
-        tenant_id,
+        tenant: tenant.clone(),
         collection_id,
         filename,
         declared_media_type,
@@ -43,12 +43,12 @@ fn meta(
 
 async fn respond(
     state: &State,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     (mut asset, created): (AssetRow, bool),
     wait: bool,
 ) -> Result<pb::ProcessAssetResponse, Status> {
     if wait && !asset.status().is_final() {
-        asset = accept::wait_until_final(state, tenant_id, asset.id).await?;
+        asset = accept::wait_until_final(state, tenant, asset.id).await?;
     }
     Ok(pb::ProcessAssetResponse {
         asset: Some(convert::asset(&asset)),
@@ -58,11 +58,11 @@ async fn respond(
 
 pub async fn process_asset(
     state: Arc<State>,
-    tenant_id: Uuid,
+    tenant: Tenant,
     message: pb::ProcessAssetRequest,
 ) -> Result<pb::ProcessAssetResponse, Status> {
     let meta = meta(
-        tenant_id,
+        &tenant,
         &message.collection_id,
         message.filename,
         message.declared_media_type,
@@ -70,12 +70,12 @@ pub async fn process_asset(
         message.metadata,
     )?;
     let accepted = accept::accept(&state, meta, message.content).await?;
-    respond(&state, tenant_id, accepted, message.wait).await
+    respond(&state, &tenant, accepted, message.wait).await
 }
 
 pub async fn upload_asset(
     state: Arc<State>,
-    tenant_id: Uuid,
+    tenant: Tenant,
     mut stream: Streaming<pb::UploadAssetRequest>,
 ) -> Result<pb::ProcessAssetResponse, Status> {
     let header = match stream.message().await? {
@@ -112,7 +112,7 @@ pub async fn upload_asset(
         .into());
     }
     let meta = meta(
-        tenant_id,
+        &tenant,
         &header.collection_id,
         header.filename,
         header.declared_media_type,
@@ -120,5 +120,5 @@ pub async fn upload_asset(
         header.metadata,
     )?;
     let accepted = accept::accept_spooled(&state, meta, spooled).await?;
-    respond(&state, tenant_id, accepted, header.wait).await
+    respond(&state, &tenant, accepted, header.wait).await
 }

@@ -19,13 +19,15 @@ use crate::{
     State,
     assets::{AssetRow, NewAsset},
     error::{Result, WorkerError},
+    tenancy::Tenant,
 };
 
 /// Everything about an upload but its bytes.
 #[derive(Debug)]
 pub struct UploadMeta {
-    pub tenant_id: Uuid,
-    pub collection_id: Uuid,
+    pub tenant: Tenant,
+    /// `None`: the tenant's default collection.
+    pub collection_id: Option<Uuid>,
     pub filename: String,
     pub declared_media_type: String,
     pub external_id: Option<String>,
@@ -69,16 +71,16 @@ pub async fn accept(state: &State, meta: UploadMeta, content: Bytes) -> Result<(
     let size = check_size(state, content.len() as u64)?;
     let format =
         sniff::detect(&content, &meta.filename, &meta.declared_media_type).map_err(sniff_error)?;
-    let model = state
+    let (collection_id, model) = state
         .assets
-        .collection_model(meta.tenant_id, meta.collection_id)
+        .resolve_collection(&meta.tenant, meta.collection_id)
         .await?;
     let sha256 = hex(&Sha256::digest(&content));
-    let object_key = Objects::key(meta.tenant_id, meta.collection_id, &sha256);
+    let object_key = Objects::key(meta.tenant.id, collection_id, &sha256);
     // Written before the row: the key is content-addressed, so a duplicate write is harmless,
     // and the row never points at missing bytes.
     state.objects.put(&object_key, content).await?;
-    record(state, meta, format, sha256, size, object_key, &model).await
+    record(state, meta, collection_id, format, sha256, size, object_key, &model).await
 }
 
 /// Stores and queues an upload spooled to local disk, streaming it into the object store.
@@ -96,15 +98,16 @@ pub async fn accept_spooled(
             .await
             .map_err(|e| WorkerError::Internal(format!("sniffing task failed: {e}")))?
             .map_err(sniff_error)?;
-    let model = state
+    let (collection_id, model) = state
         .assets
-        .collection_model(meta.tenant_id, meta.collection_id)
+        .resolve_collection(&meta.tenant, meta.collection_id)
         .await?;
-    let object_key = Objects::key(meta.tenant_id, meta.collection_id, &spooled.sha256);
+    let object_key = Objects::key(meta.tenant.id, collection_id, &spooled.sha256);
     state.objects.put_file(&object_key, &spooled.path).await?;
     record(
         state,
         meta,
+        collection_id,
         format,
         spooled.sha256,
         size,
@@ -114,9 +117,14 @@ pub async fn accept_spooled(
     .await
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one accepted upload, gathered by two callers"
+)]
 async fn record(
     state: &State,
     meta: UploadMeta,
+    collection_id: Uuid,
     format: Format,
     sha256: String,
     size_bytes: i64,
@@ -129,8 +137,8 @@ async fn record(
         meta.filename
     };
     let new = NewAsset {
-        tenant_id: meta.tenant_id,
-        collection_id: meta.collection_id,
+        tenant_id: meta.tenant.id,
+        collection_id,
         filename,
         declared_media_type: meta.declared_media_type,
         media_type: format.media_type().to_owned(),
@@ -140,7 +148,7 @@ async fn record(
         external_id: meta.external_id,
         metadata: meta.metadata,
     };
-    let (asset, created) = state.assets.insert_queued(new, model).await?;
+    let (asset, created) = state.assets.insert_queued(&meta.tenant, new, model).await?;
     if created {
         state.wake.notify_one();
     }
@@ -149,9 +157,9 @@ async fn record(
 
 /// Polls until the asset reaches a final status. The caller's deadline bounds the wait
 /// (tonic drops this future when the client gives up).
-pub async fn wait_until_final(state: &State, tenant_id: Uuid, id: Uuid) -> Result<AssetRow> {
+pub async fn wait_until_final(state: &State, tenant: &Tenant, id: Uuid) -> Result<AssetRow> {
     loop {
-        let asset = state.assets.get(tenant_id, id).await?;
+        let asset = state.assets.get(tenant, id).await?;
         if asset.status().is_final() {
             return Ok(asset);
         }

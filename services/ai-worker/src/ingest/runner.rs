@@ -20,6 +20,7 @@ use crate::{
     assets::{Assets, Stage},
     embed::LocalEmbedder,
     error::WorkerError,
+    tenancy::Tenant,
 };
 
 /// How long an idle loop sleeps before polling again (a local upload wakes it at once).
@@ -184,7 +185,7 @@ impl Runner {
 
     /// One attempt; returns the number of chunks indexed.
     async fn process(&self, job: ClaimedJob) -> Result<usize, JobError> {
-        let asset = match self.assets.get(job.tenant_id, job.asset_id).await {
+        let asset = match self.assets.get(&Tenant::new(job.tenant_id), job.asset_id).await {
             Ok(asset) => asset,
             // Deleted while queued: its job row went with it.
             Err(WorkerError::NotFound(_)) => return Ok(0),

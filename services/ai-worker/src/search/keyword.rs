@@ -9,7 +9,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{FilterSet, Hit};
-use crate::error::Result;
+use crate::{error::Result, tenancy::Tenant};
 
 /// `ts_headline` options: highlighted fragments around the matches.
 const HEADLINE_OPTIONS: &str = "StartSel=<mark>, StopSel=</mark>, MaxWords=35, MinWords=12, MaxFragments=2, \
@@ -20,27 +20,29 @@ const HEADLINE_OPTIONS: &str = "StartSel=<mark>, StopSel=</mark>, MaxWords=35, M
 /// collection is in scope, so there is nothing to search.
 pub async fn has_terms(
     pool: &PgPool,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     query: &str,
     collection_ids: &[Uuid],
 ) -> Result<Option<bool>> {
+    let mut tx = tenant.begin(pool).await?;
     let any: Option<bool> = sqlx::query_scalar(
         "SELECT bool_or(numnode(websearch_to_tsquery(text_search_config, $1)) > 0) \
          FROM worker.collections \
          WHERE tenant_id = $2 AND (cardinality($3::uuid[]) = 0 OR id = ANY($3))",
     )
     .bind(query)
-    .bind(tenant_id)
+    .bind(tenant.id)
     .bind(collection_ids)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(any)
 }
 
 /// The `depth` best chunks matching `query`, best first; `score` is `ts_rank_cd`.
 pub async fn run(
     pool: &PgPool,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     query: &str,
     filters: &FilterSet,
     depth: usize,
@@ -51,7 +53,7 @@ pub async fn run(
     );
     qb.push_bind(query.to_owned());
     qb.push(") AS tsq FROM worker.collections WHERE tenant_id = ")
-        .push_bind(tenant_id);
+        .push_bind(tenant.id);
     qb.push(
         ") \
          SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
@@ -62,20 +64,29 @@ pub async fn run(
          JOIN worker.assets a ON a.id = c.asset_id \
          WHERE c.tenant_id = ",
     );
-    qb.push_bind(tenant_id);
+    qb.push_bind(tenant.id);
     filters.push(&mut qb, "c");
     qb.push(" ORDER BY score DESC, c.id LIMIT ")
         .push_bind(i64::try_from(depth).unwrap_or(i64::MAX));
-    Ok(qb.build_query_as::<Hit>().fetch_all(pool).await?)
+    let mut tx = tenant.begin(pool).await?;
+    let hits = qb.build_query_as::<Hit>().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(hits)
 }
 
 /// Fills `snippet` for `hits`: the chunk text with the query's terms highlighted, in each
 /// chunk's collection configuration. Without matches ts_headline returns the text's start.
-pub async fn snippets(pool: &PgPool, query: &str, hits: &mut [Hit]) -> Result<()> {
+pub async fn snippets(
+    pool: &PgPool,
+    tenant: &Tenant,
+    query: &str,
+    hits: &mut [Hit],
+) -> Result<()> {
     if hits.is_empty() {
         return Ok(());
     }
     let ids: Vec<Uuid> = hits.iter().map(|h| h.chunk_id).collect();
+    let mut tx = tenant.begin(pool).await?;
     let rows: Vec<(Uuid, String)> = sqlx::query_as(
         "SELECT c.id, ts_headline(col.text_search_config, c.text, \
              websearch_to_tsquery(col.text_search_config, $1), $2) \
@@ -85,8 +96,9 @@ pub async fn snippets(pool: &PgPool, query: &str, hits: &mut [Hit]) -> Result<()
     .bind(query)
     .bind(HEADLINE_OPTIONS)
     .bind(&ids)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let mut by_id: HashMap<Uuid, String> = rows.into_iter().collect();
     for hit in hits {
         if let Some(snippet) = by_id.remove(&hit.chunk_id) {

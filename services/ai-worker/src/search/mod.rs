@@ -19,6 +19,7 @@ pub use fusion::Fusion;
 use crate::{
     embed::{LocalEmbedder, ModelInfo},
     error::{Result, WorkerError},
+    tenancy::Tenant,
 };
 
 /// Largest `top_k` a caller may ask for.
@@ -148,12 +149,12 @@ async fn embed(embedder: &LocalEmbedder, text: &str) -> Result<Vec<f32>> {
     Ok(vectors.pop().map(|e| e.vector).unwrap_or_default())
 }
 
-/// Runs `query` for `tenant_id`: embeds it when the vector leg runs, runs the legs (both at
+/// Runs `query` for `tenant`: embeds it when the vector leg runs, runs the legs (both at
 /// once in hybrid mode), fuses, filters by score, pages, and highlights the page.
 pub async fn search(
     pool: &PgPool,
     embedder: &LocalEmbedder,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     query: &Query,
 ) -> Result<Outcome> {
     let started = Instant::now();
@@ -179,19 +180,19 @@ pub async fn search(
         let embed_ms = ms(t);
         let t = Instant::now();
         let ef = vector::ef_search(depth, query.recall, query.ef_search);
-        let hits = vector::run(pool, tenant_id, info, &vector, &query.filters, depth, ef).await?;
+        let hits = vector::run(pool, tenant, info, &vector, &query.filters, depth, ef).await?;
         Ok::<_, WorkerError>((hits, embed_ms, ms(t)))
     };
     let keyword_leg = async {
         let t = Instant::now();
-        match keyword::has_terms(pool, tenant_id, &query.text, &query.filters.collection_ids)
+        match keyword::has_terms(pool, tenant, &query.text, &query.filters.collection_ids)
             .await?
         {
             None => return Ok::<_, WorkerError>((Some(Vec::new()), ms(t))),
             Some(false) => return Ok((None, ms(t))),
             Some(true) => {}
         }
-        let hits = keyword::run(pool, tenant_id, &query.text, &query.filters, depth).await?;
+        let hits = keyword::run(pool, tenant, &query.text, &query.filters, depth).await?;
         Ok((Some(hits), ms(t)))
     };
 
@@ -247,7 +248,7 @@ pub async fn search(
     timings.fusion_ms += ms(t);
 
     let t = Instant::now();
-    keyword::snippets(pool, &query.text, &mut page).await?;
+    keyword::snippets(pool, tenant, &query.text, &mut page).await?;
     timings.snippet_ms = ms(t);
     timings.total_ms = ms(started);
     Ok(Outcome {
@@ -268,7 +269,7 @@ fn no_terms() -> WorkerError {
 /// The vector leg alone, for callers that already hold an embedding (chat retrieval).
 pub async fn vector(
     pool: &PgPool,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     model: &ModelInfo,
     query: &[f32],
     filters: &Filters,
@@ -278,7 +279,7 @@ pub async fn vector(
     let ef = vector::ef_search(top_k, Recall::Balanced, None);
     let mut hits = vector::run(
         pool,
-        tenant_id,
+        tenant,
         model,
         query,
         &FilterSet::from(filters),

@@ -4,10 +4,9 @@
 
 use pgvector::Vector;
 use sqlx::{PgPool, Postgres, QueryBuilder};
-use uuid::Uuid;
 
 use super::{FilterSet, Hit, Recall};
-use crate::{embed::ModelInfo, error::Result};
+use crate::{embed::ModelInfo, error::Result, tenancy::Tenant};
 
 /// Largest `hnsw.ef_search` the worker sets (pgvector's own maximum).
 pub const MAX_EF_SEARCH: u32 = 1000;
@@ -32,14 +31,14 @@ pub fn ef_search(depth: usize, recall: Recall, override_ef: Option<u32>) -> u32 
 /// The `depth` nearest chunks to `query`, best first; `score` is cosine similarity.
 pub async fn run(
     pool: &PgPool,
-    tenant_id: Uuid,
+    tenant: &Tenant,
     model: &ModelInfo,
     query: &[f32],
     filters: &FilterSet,
     depth: usize,
     ef_search: u32,
 ) -> Result<Vec<Hit>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = tenant.begin(pool).await?;
     sqlx::query("SELECT set_config('hnsw.ef_search', $1, true)")
         .bind(ef_search.to_string())
         .execute(&mut *tx)
@@ -67,7 +66,7 @@ pub async fn run(
          WHERE e.model = ",
     );
     qb.push_bind(model.name.clone());
-    qb.push(" AND e.tenant_id = ").push_bind(tenant_id);
+    qb.push(" AND e.tenant_id = ").push_bind(tenant.id);
     filters.push(&mut qb, "e");
     qb.push(format_args!(" ORDER BY e.embedding::vector({dims}) <=> "));
     qb.push_bind(vector);

@@ -322,13 +322,26 @@ pub async fn reject_oversized(
 /// `DELETE /api/v1/assets/{id}` — 204 on success.
 pub async fn delete(
     State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    let target = format!("asset:{id}");
     state
         .worker
         .clone()
         .delete_asset(state.request(pb::DeleteAssetRequest { id }, state.config.worker_timeout()))
         .await?;
+    crate::audit::record(
+        &state.database,
+        crate::audit::Event {
+            tenant_id: principal.tenant_id,
+            actor: &principal.actor(),
+            action: "asset.delete",
+            target: &target,
+            details: serde_json::json!({}),
+        },
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

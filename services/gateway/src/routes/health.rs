@@ -32,9 +32,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (worker, database) = tokio::join!(check_worker(&state), check_database(&state));
     let mut checks = std::collections::BTreeMap::new();
     checks.insert("worker", worker);
-    if let Some(database) = database {
-        checks.insert("database", database);
-    }
+    checks.insert("database", database);
     let ready = checks.values().all(|c| c.status == "ok");
     let status = if ready {
         StatusCode::OK
@@ -81,12 +79,12 @@ async fn check_worker(state: &AppState) -> Check {
     }
 }
 
-async fn check_database(state: &AppState) -> Option<Check> {
-    let pool = state.database.as_ref()?;
+async fn check_database(state: &AppState) -> Check {
+    let pool = &state.database;
     let started = Instant::now();
     let result = tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(pool)).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Some(match result {
+    match result {
         Ok(Ok(_)) => Check {
             status: "ok",
             latency_ms,
@@ -102,5 +100,5 @@ async fn check_database(state: &AppState) -> Option<Check> {
             latency_ms,
             error: Some("timed out".into()),
         },
-    })
+    }
 }

@@ -1,14 +1,17 @@
 //! HTTP routes. Each handler validates, calls the worker, and converts the answer; errors use
 //! the one JSON shape in `crate::error`.
 
+pub mod admin;
 pub mod assets;
 pub mod chat;
 pub mod chat_resume;
 pub mod conversations;
 pub mod embeddings;
 pub mod health;
+pub mod identity;
 pub mod openai;
 pub mod search;
+pub mod tenants;
 
 use axum::{
     extract::{FromRequest, Request},
@@ -50,4 +53,9 @@ pub async fn method_not_allowed() -> impl IntoResponse {
     let mut response = error.into_response();
     *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     response
+}
+
+/// A path id: 400 when it is not a UUID (which no resource has).
+pub fn parse_id(id: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(id).map_err(|_| ApiError::invalid(format!("'{id}' is not a valid id")))
 }

@@ -1,0 +1,91 @@
+//! The tenant a call acts for, and the row-level-security scope its queries run in.
+//!
+//! Every query made for a caller runs inside `Tenant::begin`: a transaction that switches to
+//! the `thinkbank_tenant` role and names the tenant (and the collections the caller may see),
+//! so PostgreSQL's policies (migrations/…_row_level_security.sql) hide every other tenant's
+//! rows even if a query forgot its own filter. The explicit `tenant_id` filters stay as well:
+//! they are what the indexes are built for.
+
+use std::sync::Arc;
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// The fixed id of the tenant that exists on every installation.
+pub const DEFAULT_TENANT_ID: Uuid = Uuid::from_u128(1);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: Uuid,
+    /// `None`: every collection of the tenant; otherwise only these.
+    pub collections: Option<Arc<[Uuid]>>,
+}
+
+impl Tenant {
+    /// A tenant with access to all its collections.
+    pub fn new(id: Uuid) -> Self {
+        Self {
+            id,
+            collections: None,
+        }
+    }
+
+    pub fn default_tenant() -> Self {
+        Self::new(DEFAULT_TENANT_ID)
+    }
+
+    /// Restricts the caller to `collections`.
+    pub fn limited_to(mut self, collections: Vec<Uuid>) -> Self {
+        self.collections = Some(collections.into());
+        self
+    }
+
+    /// Whether the caller may use `collection_id` (before asking the database).
+    pub fn allows(&self, collection_id: Uuid) -> bool {
+        self.collections
+            .as_deref()
+            .is_none_or(|allowed| allowed.contains(&collection_id))
+    }
+
+    /// Begins a transaction in which only this tenant's rows exist.
+    pub async fn begin(&self, pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
+        let mut tx = pool.begin().await?;
+        let collections = self
+            .collections
+            .as_deref()
+            .map(|ids| {
+                ids.iter()
+                    .map(Uuid::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        // `role` as a transaction-local setting is `SET LOCAL ROLE`; the settings end with the
+        // transaction, so a pooled connection never carries a tenant into the next use.
+        sqlx::query(
+            "SELECT set_config('role', 'thinkbank_tenant', true), \
+                    set_config('thinkbank.tenant_id', $1, true), \
+                    set_config('thinkbank.collection_ids', $2, true)",
+        )
+        .bind(self.id.to_string())
+        .bind(collections)
+        .execute(&mut *tx)
+        .await?;
+        Ok(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unlimited_tenant_allows_every_collection_and_a_limited_one_only_its_own() {
+        let a = Uuid::from_u128(7);
+        let b = Uuid::from_u128(8);
+        assert!(Tenant::new(a).allows(b));
+        let limited = Tenant::new(a).limited_to(vec![a]);
+        assert!(limited.allows(a));
+        assert!(!limited.allows(b));
+    }
+}

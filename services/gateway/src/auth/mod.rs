@@ -1,0 +1,218 @@
+//! Who is calling, and may they. Every route but the public ones (health, docs, the UI and
+//! the sign-in endpoints) needs `Authorization: Bearer <token>`, where the token is an API key
+//! (`tb_…`), a JWT this gateway issued at login, or a JWT of an external identity provider.
+//!
+//! The resolved `Principal` is kept for the request's duration in a task-local, which the
+//! worker client reads to tell the worker which tenant (and collections) a call acts for;
+//! a worker call made outside a request therefore fails instead of acting for nobody.
+
+pub mod external;
+pub mod keys;
+pub mod passwords;
+pub mod policy;
+pub mod tokens;
+pub mod users;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderValue, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use thinkbank_common::ErrorCode;
+use uuid::Uuid;
+
+use crate::{error::ApiError, limits::Class, state::AppState};
+
+tokio::task_local! {
+    /// The caller of the request being served.
+    pub static PRINCIPAL: Principal;
+}
+
+/// The current request's caller, if the request was authenticated.
+pub fn current_principal() -> Option<Principal> {
+    PRINCIPAL.try_with(Clone::clone).ok()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Reader,
+    Editor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reader => "reader",
+            Self::Editor => "editor",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "reader" => Some(Self::Reader),
+            "editor" => Some(Self::Editor),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    ApiKey { id: Uuid, name: String },
+    User { id: Uuid, username: String },
+    External { subject: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: Uuid,
+    pub role: Role,
+    /// `None`: every collection of the tenant.
+    pub collections: Option<Arc<[Uuid]>>,
+    pub subject: Subject,
+}
+
+impl Principal {
+    /// A short, loggable name of the caller, e.g. `key:3f0c…` or `user:alice`.
+    pub fn actor(&self) -> String {
+        match &self.subject {
+            Subject::ApiKey { id, .. } => format!("key:{id}"),
+            Subject::User { username, .. } => format!("user:{username}"),
+            Subject::External { subject } => format!("external:{subject}"),
+        }
+    }
+
+    /// The key the rate limiter counts this caller under.
+    pub fn limit_key(&self) -> String {
+        match &self.subject {
+            Subject::ApiKey { id, .. } => format!("key:{id}"),
+            Subject::User { id, .. } => format!("user:{id}"),
+            Subject::External { subject } => format!("external:{}:{subject}", self.tenant_id),
+        }
+    }
+}
+
+/// Resolves a bearer token to its principal.
+pub async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    if token.starts_with(keys::KEY_PREFIX) {
+        return keys::authenticate(state, token).await;
+    }
+    match tokens::algorithm(token)? {
+        jsonwebtoken::Algorithm::HS256 => state.tokens.verify_access(token),
+        _ => match &state.external_idp {
+            Some(idp) => idp.verify(token).await,
+            None => Err(unauthenticated(
+                "the token is not signed by this gateway and no external identity provider is \
+                 configured",
+            )),
+        },
+    }
+}
+
+pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Unauthenticated, message)
+}
+
+/// Authenticates, authorises and rate-limits every non-public request, then serves it with
+/// its principal. Sign-in endpoints are limited per client address instead.
+pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let class = Class::of(request.method(), &path);
+    let Some(required) = policy::required_role(request.method(), &path) else {
+        if class != Class::Auth {
+            return next.run(request).await;
+        }
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+        return limited(&state, &format!("ip:{client}"), class, next.run(request)).await;
+    };
+    let principal = match bearer(&request) {
+        None => Err(unauthenticated(
+            "this endpoint needs Authorization: Bearer <API key or access token>",
+        )),
+        Some(token) => resolve(&state, token).await,
+    };
+    let principal = match principal {
+        Ok(principal) => principal,
+        Err(error) => return with_challenge(error),
+    };
+    if principal.role < required {
+        return ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "this endpoint needs the {} role; the caller has {}",
+                required.as_str(),
+                principal.role.as_str()
+            ),
+        )
+        .into_response();
+    }
+    let key = principal.limit_key();
+    let mut request = request;
+    request.extensions_mut().insert(principal.clone());
+    let serve = PRINCIPAL.scope(principal, next.run(request));
+    limited(&state, &key, class, serve).await
+}
+
+/// Serves `serve` if `key` has budget left in `class`, with the rate-limit headers either way.
+async fn limited(
+    state: &AppState,
+    key: &str,
+    class: Class,
+    serve: impl std::future::Future<Output = Response>,
+) -> Response {
+    let decision = state.limiter.check(key, class);
+    let mut response = if decision.allowed {
+        serve.await
+    } else {
+        ApiError::new(
+            ErrorCode::ResourceExhausted,
+            format!(
+                "rate limit of {} requests per minute reached; retry in {} s",
+                decision.limit,
+                decision.retry_after_secs.max(1)
+            ),
+        )
+        .into_response()
+    };
+    decision.write_headers(response.headers_mut());
+    response
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// A 401 with the `WWW-Authenticate` challenge RFC 6750 asks for.
+pub fn with_challenge(error: ApiError) -> Response {
+    let code = error.code;
+    let mut response = error.into_response();
+    if code == ErrorCode::Unauthenticated {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"thinkbank\""),
+        );
+    }
+    response
+}

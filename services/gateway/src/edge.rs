@@ -1,0 +1,120 @@
+//! Edge hygiene applied to every response: security headers, CORS from an allow-list, and a
+//! deadline on ordinary requests (streams and uploads carry their own deadlines).
+
+use std::time::Duration;
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderName, HeaderValue, Method, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use thinkbank_common::ErrorCode;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{config::Config, error::ApiError, state::AppState};
+
+/// Adds the security headers a response does not set itself (the UI sets its own CSP).
+pub async fn security_headers(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let defaults = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+    ];
+    for (name, value) in defaults {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if state.config.hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
+    response
+}
+
+/// CORS for the configured origins only; none configured means same-origin only (no CORS
+/// headers at all, so browsers refuse cross-origin reads).
+pub fn cors(config: &Config) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| match HeaderValue::from_str(o) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(origin = %o, "ignoring an invalid CORS origin");
+                None
+            }
+        })
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let exposed = [
+        "x-request-id",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "retry-after",
+        "location",
+    ]
+    .map(HeaderName::from_static);
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("last-event-id"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers(exposed)
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Requests that stream or wait for long work; their own deadlines apply
+/// (`THINKBANK_CHAT_TIMEOUT_SECS`, `THINKBANK_INGEST_WAIT_TIMEOUT_SECS`).
+fn is_long_running(method: &Method, path: &str) -> bool {
+    (*method == Method::GET && path.ends_with("/events"))
+        || (*method == Method::POST
+            && matches!(
+                path,
+                "/api/v1/chat" | "/api/v1/assets" | "/v1/chat/completions"
+            ))
+}
+
+/// Answers 504 when an ordinary request takes longer than `THINKBANK_REQUEST_TIMEOUT_SECS`.
+pub async fn request_timeout(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if is_long_running(request.method(), request.uri().path()) {
+        return next.run(request).await;
+    }
+    let limit = Duration::from_secs(state.config.request_timeout_secs.max(1));
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            ErrorCode::DeadlineExceeded,
+            format!("the request took longer than {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,218 @@
+//! Tenant administration: API keys, users and the audit log, always within the admin's own
+//! tenant (another tenant's ids answer 404).
+
+use axum::{
+    Extension, Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    audit,
+    auth::{Principal, Role, keys, users},
+    error::{ApiError, ApiResult},
+    routes::{ApiJson, identity::audit_user_created, parse_id},
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyBody {
+    pub name: String,
+    pub role: Role,
+    /// Limit the key to these collections (default: all of the tenant's).
+    #[serde(default)]
+    pub collection_ids: Option<Vec<Uuid>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedKey {
+    /// The key itself. Shown once: only its hash is stored.
+    pub key: String,
+    #[serde(flatten)]
+    pub row: keys::KeyRow,
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<CreateKeyBody>,
+) -> ApiResult<impl IntoResponse> {
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::invalid("name must be 1-100 characters"));
+    }
+    if body.collection_ids.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::invalid(
+            "collection_ids must name at least one collection (omit it for all)",
+        ));
+    }
+    // A scoped admin cannot mint a key that sees more than it does.
+    let collection_ids = match (&principal.collections, body.collection_ids) {
+        (None, requested) => requested,
+        (Some(own), None) => Some(own.to_vec()),
+        (Some(own), Some(requested)) => {
+            if let Some(outside) = requested.iter().find(|c| !own.contains(c)) {
+                return Err(ApiError::invalid(format!(
+                    "collection {outside} is outside this key's collections"
+                )));
+            }
+            Some(requested)
+        }
+    };
+    let actor = principal.actor();
+    let (key, row) = keys::create(
+        &state.database,
+        keys::CreateKey {
+            tenant_id: principal.tenant_id,
+            name,
+            role: body.role,
+            collection_ids,
+            created_by: &actor,
+        },
+    )
+    .await?;
+    audit::record(
+        &state.database,
+        audit::Event {
+            tenant_id: principal.tenant_id,
+            actor: &actor,
+            action: "key.create",
+            target: &format!("key:{}", row.id),
+            details: serde_json::json!({
+                "name": row.name, "role": row.role, "collection_ids": row.collection_ids
+            }),
+        },
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(CreatedKey { key, row })))
+}
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let keys = keys::list(&state.database, principal.tenant_id).await?;
+    Ok(Json(serde_json::json!({ "keys": keys })))
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    let row = keys::revoke(&state.database, principal.tenant_id, id).await?;
+    audit::record(
+        &state.database,
+        audit::Event {
+            tenant_id: principal.tenant_id,
+            actor: &principal.actor(),
+            action: "key.revoke",
+            target: &format!("key:{}", row.id),
+            details: serde_json::json!({"name": row.name}),
+        },
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserBody {
+    pub username: String,
+    pub password: String,
+    #[serde(default = "reader")]
+    pub role: Role,
+}
+
+fn reader() -> Role {
+    Role::Reader
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<CreateUserBody>,
+) -> ApiResult<impl IntoResponse> {
+    let user = users::create(
+        &state.database,
+        principal.tenant_id,
+        &body.username,
+        body.password,
+        body.role,
+    )
+    .await?;
+    audit_user_created(&state, &principal.actor(), &user).await;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let users = users::list(&state.database, principal.tenant_id).await?;
+    Ok(Json(serde_json::json!({ "users": users })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    pub role: Role,
+}
+
+pub async fn update_user(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateUserBody>,
+) -> ApiResult<Json<users::UserRow>> {
+    let id = parse_id(&id)?;
+    let user = users::set_role(&state.database, principal.tenant_id, id, body.role).await?;
+    audit::record(
+        &state.database,
+        audit::Event {
+            tenant_id: principal.tenant_id,
+            actor: &principal.actor(),
+            action: "user.role_change",
+            target: &format!("user:{}", user.id),
+            details: serde_json::json!({"username": user.username, "role": user.role}),
+        },
+    )
+    .await;
+    Ok(Json(user))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+pub async fn list_audit(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let entries = audit::list(&state.database, principal.tenant_id, limit).await?;
+    Ok(Json(serde_json::json!({ "entries": entries })))
+}
+
+/// Verifies the whole chain (all tenants share it): `{ok, entries_checked, first_broken_seq,
+/// reason}`.
+pub async fn verify_audit(State(state): State<AppState>) -> ApiResult<Json<audit::Verification>> {
+    Ok(Json(
+        audit::verify(&state.database)
+            .await
+            .map_err(crate::error::database)?,
+    ))
+}

@@ -1,0 +1,213 @@
+//! Sign-in for people: register, log in (access + refresh token), refresh, log out, and
+//! `me` (who the presented credentials belong to, for any kind of credential).
+
+use axum::{
+    Extension, Json,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::IntoResponse,
+};
+use serde::{Deserialize, Serialize};
+use thinkbank_common::ErrorCode;
+use uuid::Uuid;
+
+use crate::{
+    audit,
+    auth::{self, Principal, Role, Subject, tokens::IssuedTokens, users},
+    error::{ApiError, ApiResult},
+    routes::{ApiJson, tenants},
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub username: String,
+    pub password: String,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult<Json<IssuedTokens>> {
+    match users::authenticate(&state.database, &body.username, body.password).await {
+        Ok(user) => {
+            let issued = state.tokens.issue(&state.database, &user).await?;
+            audit::record(
+                &state.database,
+                audit::Event {
+                    tenant_id: user.tenant_id,
+                    actor: &format!("user:{}", user.username),
+                    action: "auth.login",
+                    target: &format!("user:{}", user.id),
+                    details: serde_json::json!({}),
+                },
+            )
+            .await;
+            Ok(Json(issued))
+        }
+        Err(error) => {
+            if error.code == ErrorCode::Unauthenticated {
+                audit::record(
+                    &state.database,
+                    audit::Event {
+                        tenant_id: crate::DEFAULT_TENANT_ID,
+                        actor: "anonymous",
+                        action: "auth.login_failed",
+                        target: &format!("username:{}", body.username),
+                        details: serde_json::json!({}),
+                    },
+                )
+                .await;
+            }
+            Err(error)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    pub refresh_token: String,
+}
+
+/// Exchanges a refresh token (once) for new tokens.
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> ApiResult<Json<IssuedTokens>> {
+    let user_id = auth::tokens::consume_refresh(&state.database, &body.refresh_token)
+        .await?
+        .ok_or_else(|| {
+            auth::unauthenticated("the refresh token is unknown, expired or already used")
+        })?;
+    let user = users::get(&state.database, user_id).await?;
+    Ok(Json(state.tokens.issue(&state.database, &user).await?))
+}
+
+/// Revokes a refresh token. The access token expires on its own (within its short lifetime).
+pub async fn logout(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> ApiResult<StatusCode> {
+    auth::tokens::consume_refresh(&state.database, &body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    pub username: String,
+    pub password: String,
+    /// Only an admin adding a user to its tenant chooses the role (default reader).
+    #[serde(default)]
+    pub role: Option<Role>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Registered {
+    pub user: users::UserRow,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<IssuedTokens>,
+}
+
+/// With an admin's credentials: adds a user to the admin's tenant. Without credentials and
+/// with open sign-up: creates a new tenant whose first user (its admin) this is.
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> ApiResult<impl IntoResponse> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let (user, tokens) = match bearer {
+        Some(token) => {
+            let admin = auth::resolve(&state, token).await?;
+            if admin.role < Role::Admin {
+                return Err(ApiError::new(
+                    ErrorCode::PermissionDenied,
+                    "only admins add users to a tenant",
+                ));
+            }
+            let role = body.role.unwrap_or(Role::Reader);
+            let user = users::create(
+                &state.database,
+                admin.tenant_id,
+                &body.username,
+                body.password,
+                role,
+            )
+            .await?;
+            audit_user_created(&state, &admin.actor(), &user).await;
+            (user, None)
+        }
+        None if state.config.open_signup => {
+            if body.role.is_some() {
+                return Err(ApiError::invalid(
+                    "role cannot be chosen at sign-up: the first user of a new tenant is its admin",
+                ));
+            }
+            users::validate_username(&body.username)?;
+            auth::passwords::validate(&body.password)?;
+            let tenant = tenants::create(&state.database, &format!("user-{}", body.username))
+                .await?;
+            let user = users::create(
+                &state.database,
+                tenant.id,
+                &body.username,
+                body.password,
+                Role::Admin,
+            )
+            .await?;
+            audit_user_created(&state, "anonymous", &user).await;
+            let tokens = state.tokens.issue(&state.database, &user).await?;
+            (user, Some(tokens))
+        }
+        None => {
+            return Err(auth::unauthenticated(
+                "sign-up is closed: an admin adds users (THINKBANK_OPEN_SIGNUP is off)",
+            ));
+        }
+    };
+    Ok((StatusCode::CREATED, Json(Registered { user, tokens })))
+}
+
+pub async fn audit_user_created(state: &AppState, actor: &str, user: &users::UserRow) {
+    audit::record(
+        &state.database,
+        audit::Event {
+            tenant_id: user.tenant_id,
+            actor,
+            action: "user.create",
+            target: &format!("user:{}", user.id),
+            details: serde_json::json!({"username": user.username, "role": user.role}),
+        },
+    )
+    .await;
+}
+
+#[derive(Debug, Serialize)]
+pub struct Me {
+    pub tenant_id: Uuid,
+    pub role: Role,
+    pub kind: &'static str,
+    pub name: String,
+    pub collection_ids: Option<Vec<Uuid>>,
+}
+
+pub async fn me(Extension(principal): Extension<Principal>) -> Json<Me> {
+    let (kind, name) = match &principal.subject {
+        Subject::ApiKey { name, .. } => ("api_key", name.clone()),
+        Subject::User { username, .. } => ("user", username.clone()),
+        Subject::External { subject } => ("external", subject.clone()),
+    };
+    Json(Me {
+        tenant_id: principal.tenant_id,
+        role: principal.role,
+        kind,
+        name,
+        collection_ids: principal.collections.as_deref().map(<[Uuid]>::to_vec),
+    })
+}

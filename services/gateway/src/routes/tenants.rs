@@ -1,0 +1,136 @@
+//! Tenants: created by the operators (admins of the default tenant) or by open sign-up. A new
+//! tenant starts with a `default` collection using the same embedding model and text-search
+//! configuration as the default tenant's, and, when an operator creates it, a first admin key.
+
+use axum::{Extension, Json, extract::State, http::StatusCode, response::IntoResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use thinkbank_common::ErrorCode;
+use uuid::Uuid;
+
+use crate::{
+    DEFAULT_TENANT_ID, audit,
+    auth::{Principal, Role, keys},
+    error::{ApiError, ApiResult},
+    routes::ApiJson,
+    state::AppState,
+};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TenantRow {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Creates a tenant and its default collection in one transaction.
+pub async fn create(pool: &PgPool, name: &str) -> Result<TenantRow, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::invalid("name must be 1-100 characters"));
+    }
+    let mut tx = pool.begin().await.map_err(crate::error::database)?;
+    let tenant: Option<TenantRow> = sqlx::query_as(
+        "INSERT INTO worker.tenants (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING \
+         RETURNING id, name, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(crate::error::database)?;
+    let tenant = tenant.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("a tenant named '{name}' exists"),
+        )
+    })?;
+    sqlx::query(
+        "INSERT INTO worker.collections (id, tenant_id, name, embedding_model, text_search_config) \
+         SELECT $1, $2, 'default', embedding_model, text_search_config \
+         FROM worker.collections WHERE tenant_id = $3 AND name = 'default'",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant.id)
+    .bind(DEFAULT_TENANT_ID)
+    .execute(&mut *tx)
+    .await
+    .map_err(crate::error::database)?;
+    tx.commit().await.map_err(crate::error::database)?;
+    Ok(tenant)
+}
+
+/// Operators are the admins of the default tenant: they may manage other tenants.
+fn require_operator(principal: &Principal) -> Result<(), ApiError> {
+    if principal.tenant_id == DEFAULT_TENANT_ID && principal.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "only admins of the default tenant manage tenants",
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantBody {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedTenant {
+    pub tenant: TenantRow,
+    /// The new tenant's first admin key. Shown once.
+    pub admin_key: String,
+}
+
+pub async fn create_route(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<CreateTenantBody>,
+) -> ApiResult<impl IntoResponse> {
+    require_operator(&principal)?;
+    let tenant = create(&state.database, &body.name).await?;
+    let actor = principal.actor();
+    let (admin_key, _) = keys::create(
+        &state.database,
+        keys::CreateKey {
+            tenant_id: tenant.id,
+            name: "first admin key",
+            role: Role::Admin,
+            collection_ids: None,
+            created_by: &actor,
+        },
+    )
+    .await?;
+    audit::record(
+        &state.database,
+        audit::Event {
+            tenant_id: tenant.id,
+            actor: &actor,
+            action: "tenant.create",
+            target: &format!("tenant:{}", tenant.id),
+            details: serde_json::json!({"name": tenant.name}),
+        },
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedTenant { tenant, admin_key }),
+    ))
+}
+
+pub async fn list_route(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_operator(&principal)?;
+    let tenants: Vec<TenantRow> =
+        sqlx::query_as("SELECT id, name, created_at FROM worker.tenants ORDER BY created_at")
+            .fetch_all(&state.database)
+            .await
+            .map_err(crate::error::database)?;
+    Ok(Json(serde_json::json!({ "tenants": tenants })))
+}

@@ -1,0 +1,62 @@
+//! The gateway's client of the AiWorker. Every call carries the internal token and the tenant
+//! (and collections) of the request's principal; a call made outside an authenticated request
+//! is refused here rather than sent without a tenant.
+
+use thinkbank_proto::v1::ai_worker_client::AiWorkerClient;
+use tonic::{
+    Status,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+
+use crate::auth::current_principal;
+
+pub type WorkerClient = AiWorkerClient<InterceptedService<Channel, WorkerAuth>>;
+
+#[derive(Debug, Clone)]
+pub struct WorkerAuth {
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+impl WorkerAuth {
+    pub fn new(internal_token: Option<&str>) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let authorization = internal_token
+            .filter(|t| !t.is_empty())
+            .map(|t| format!("Bearer {t}").parse())
+            .transpose()
+            .context("THINKBANK_INTERNAL_TOKEN must be printable ASCII")?;
+        Ok(Self { authorization })
+    }
+}
+
+impl Interceptor for WorkerAuth {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let principal = current_principal().ok_or_else(|| {
+            Status::internal("a worker call was made outside an authenticated request")
+        })?;
+        let metadata = request.metadata_mut();
+        if let Some(authorization) = &self.authorization {
+            metadata.insert("authorization", authorization.clone());
+        }
+        let tenant = principal
+            .tenant_id
+            .to_string()
+            .parse()
+            .map_err(|_| Status::internal("tenant id is not ASCII"))?;
+        metadata.insert("x-thinkbank-tenant", tenant);
+        if let Some(collections) = &principal.collections {
+            let list = collections
+                .iter()
+                .map(uuid::Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let value = list
+                .parse()
+                .map_err(|_| Status::internal("collection ids are not ASCII"))?;
+            metadata.insert("x-thinkbank-collections", value);
+        }
+        Ok(request)
+    }
+}
