@@ -637,6 +637,38 @@ class RunPlan:
     ready_timeout: float
 
 
+SECRETS_FILE = DATA / "secrets.json"
+ADMIN_KEY_FILE = DATA / "admin-key"
+
+
+def random_token(alphabet: str, length: int) -> str:
+    import secrets
+
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def local_secrets() -> Tuple[Dict[str, str], bool]:
+    """The installation's secrets, made once and kept in .data (mode 0600): the worker's
+    internal token, the JWT signing secret and the first admin API key. Returns them and
+    whether they were made just now."""
+    if SECRETS_FILE.exists():
+        return json.loads(SECRETS_FILE.read_text()), False
+    lower = "abcdefghijklmnopqrstuvwxyz0123456789"
+    alnum = lower + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    made = {
+        "THINKBANK_INTERNAL_TOKEN": random_token(alnum, 40),
+        "THINKBANK_JWT_SECRET": random_token(alnum, 48),
+        "THINKBANK_BOOTSTRAP_ADMIN_KEY": f"tb_{random_token(lower, 12)}_{random_token(alnum, 32)}",
+    }
+    DATA.mkdir(parents=True, exist_ok=True)
+    for path, text in ((SECRETS_FILE, json.dumps(made, indent=2)),
+                       (ADMIN_KEY_FILE, made["THINKBANK_BOOTSTRAP_ADMIN_KEY"] + "\n")):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    return made, True
+
+
 def plan_run(tools: Tools) -> RunPlan:
     """Compute service environments; anything the user already exported wins.
 
@@ -660,6 +692,9 @@ def plan_run(tools: Tools) -> RunPlan:
     if external_db:
         worker_defaults["THINKBANK_DATABASE_URL"] = external_db
         gateway_defaults["THINKBANK_DATABASE_URL"] = external_db
+    secrets, _ = local_secrets()
+    worker_defaults["THINKBANK_INTERNAL_TOKEN"] = secrets["THINKBANK_INTERNAL_TOKEN"]
+    gateway_defaults.update(secrets)
     base_url = local_url(gateway_listen)
     return RunPlan(
         worker_env={**worker_defaults, **user},
@@ -788,15 +823,22 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def print_banner(plan: RunPlan, db: str) -> None:
+def print_banner(plan: RunPlan, db: str, new_key: Optional[str]) -> None:
     url = plan.base_url
     db = redact(db)
+    key_line = (
+        f"  admin key: {new_key}   (shown once; also in {rel(ADMIN_KEY_FILE)}, mode 0600)\n"
+        if new_key
+        else f"  admin key: in {rel(ADMIN_KEY_FILE)}\n"
+    )
     print(
         f"\nthinkbank is up: {url}\n"
+        f"{key_line}"
         f"  database: {db}\n"
         f"  logs:     {rel(LOG_DIR)}/worker.log, {rel(LOG_DIR)}/gateway.log\n"
-        f"  try:      curl -s {url}/readyz\n"
-        f"            curl -s -F file=@README.md -F wait=true {url}/api/v1/assets\n"
+        f"  try:      export THINKBANK_API_KEY=$(cat {rel(ADMIN_KEY_FILE)})\n"
+        f"            curl -s -H \"Authorization: Bearer $THINKBANK_API_KEY\" "
+        f"-F file=@README.md -F wait=true {url}/api/v1/assets\n"
         f"  stop:     Ctrl-C here, or `make stop` from another terminal\n",
         flush=True,
     )
@@ -809,7 +851,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         log(f"already running ({pids}); stop it first with `make stop`")
         return 1
     tools = setup(with_test=False)
+    first_run = not SECRETS_FILE.exists()
     plan = plan_run(tools)
+    new_key = plan.gateway_env["THINKBANK_BOOTSTRAP_ADMIN_KEY"] if first_run else None
     bins = build(skip=args.no_build)
     check_port_free(plan.worker_env["THINKBANK_WORKER_LISTEN"], "THINKBANK_WORKER_PORT")
     check_port_free(plan.gateway_env["THINKBANK_GATEWAY_LISTEN"], "THINKBANK_GATEWAY_PORT")
@@ -835,7 +879,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sup.spawn(name, bins[name], plan.worker_env if name == "worker" else plan.gateway_env)
         log(f"waiting for {plan.ready_url} ...")
         wait_ready(plan.ready_url, sup, echo, plan.ready_timeout)
-        print_banner(plan, db)
+        print_banner(plan, db, new_key)
         while True:
             echo.pump()
             check_alive(sup, echo)

@@ -85,8 +85,8 @@ pub async fn run(
         cell.clone(),
         grpc::Callers::new(config.internal_token.clone()),
     ))
-        .max_decoding_message_size(max_message)
-        .max_encoding_message_size(max_message);
+    .max_decoding_message_size(max_message)
+    .max_encoding_message_size(max_message);
 
     let local_addr = listener
         .local_addr()

@@ -10,14 +10,22 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str) -> anyhow::Result<Self> {
+    pub fn new(base: &str, api_key: Option<&str>) -> anyhow::Result<Self> {
         let base = base.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--url must start with http:// or https://, got '{base}'");
         }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = api_key.filter(|k| !k.is_empty()) {
+            let value = format!("Bearer {key}")
+                .parse()
+                .context("the API key holds characters a header cannot carry")?;
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         Ok(Self {
             http: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(5))
+                .default_headers(headers)
                 .build()
                 .context("cannot build the HTTP client")?,
             base,

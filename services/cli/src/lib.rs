@@ -1,6 +1,7 @@
 //! The `thinkbank` command-line client. It talks to the gateway's public HTTP API only, like
 //! any other client: bulk ingest with live progress, platform status, and search.
 
+mod audit;
 mod client;
 mod ingest;
 mod search;
@@ -21,6 +22,10 @@ pub struct Cli {
         global = true
     )]
     pub url: String,
+
+    /// API key (or access token) sent as `Authorization: Bearer …`.
+    #[arg(long, env = "THINKBANK_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -56,11 +61,27 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         top_k: u32,
     },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain and report the first broken link. Exits 1 when it is broken.
+    /// With --database-url the chain is read from PostgreSQL directly (trusting no gateway);
+    /// otherwise the gateway's admin endpoint checks it (needs an admin key).
+    Verify {
+        #[arg(long, env = "THINKBANK_AUDIT_DATABASE_URL")]
+        database_url: Option<String>,
+    },
 }
 
 /// Runs one command; the exit code reports partial failure (1) apart from errors (2).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&cli.url)?;
+    let client = Client::new(&cli.url, cli.api_key.as_deref())?;
     match cli.command {
         Command::Ingest {
             paths,
@@ -86,5 +107,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search { query, top_k } => search::run(&client, &query, top_k)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Audit {
+            command: AuditCommand::Verify { database_url },
+        } => audit::verify(&client, database_url.as_deref()).await,
     }
 }

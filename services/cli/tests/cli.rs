@@ -4,11 +4,19 @@
 
 use std::process::Output;
 
-use thinkbank_testkit::{TestDatabase, spawn_gateway, spawn_worker};
+use thinkbank_testkit::{GatewayHandle, TestDatabase, spawn_gateway, spawn_worker};
 
-async fn thinkbank(url: &str, args: &[&str]) -> Output {
+async fn thinkbank(gateway: &GatewayHandle, args: &[&str]) -> Output {
+    thinkbank_at(&gateway.url(""), &gateway.api_key, args).await
+}
+
+async fn thinkbank_at(url: &str, api_key: &str, args: &[&str]) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_thinkbank"));
-    command.arg("--url").arg(url).args(args);
+    command
+        .arg("--url")
+        .arg(url)
+        .env("THINKBANK_API_KEY", api_key)
+        .args(args);
     command.output().await.unwrap()
 }
 
@@ -24,8 +32,7 @@ fn text(output: &Output) -> String {
 async fn ingest_a_directory_then_check_status_and_search() {
     let db = TestDatabase::create().await;
     let worker = spawn_worker(&db).await;
-    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
-    let url = gateway.url("");
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("guides")).unwrap();
@@ -47,7 +54,11 @@ async fn ingest_a_directory_then_check_status_and_search() {
     std::fs::write(dir.path().join("empty.txt"), "").unwrap();
     std::fs::write(dir.path().join(".hidden.txt"), "never uploaded").unwrap();
 
-    let output = thinkbank(&url, &["ingest", "--quiet", dir.path().to_str().unwrap()]).await;
+    let output = thinkbank(
+        &gateway,
+        &["ingest", "--quiet", dir.path().to_str().unwrap()],
+    )
+    .await;
     let shown = text(&output);
     assert_eq!(
         output.status.code(),
@@ -67,14 +78,14 @@ async fn ingest_a_directory_then_check_status_and_search() {
         "{shown}"
     );
 
-    let output = thinkbank(&url, &["status"]).await;
+    let output = thinkbank(&gateway, &["status"]).await;
     let shown = text(&output);
     assert!(output.status.success(), "{shown}");
     assert!(shown.contains(": ready"), "{shown}");
     assert!(shown.contains("ready      2"), "{shown}");
 
     let output = thinkbank(
-        &url,
+        &gateway,
         &[
             "search",
             "what should I check before kayaking?",
@@ -87,7 +98,7 @@ async fn ingest_a_directory_then_check_status_and_search() {
     assert!(output.status.success(), "{shown}");
     assert!(shown.contains("kayak.md › Kayaking"), "{shown}");
 
-    let output = thinkbank("http://127.0.0.1:9", &["status"]).await;
+    let output = thinkbank_at("http://127.0.0.1:9", "", &["status"]).await;
     assert_eq!(output.status.code(), Some(2));
     assert!(
         text(&output).contains("cannot reach the gateway"),
@@ -101,7 +112,7 @@ async fn ingest_a_directory_then_check_status_and_search() {
 async fn every_supported_format_ingests_through_the_gateway_with_the_cli() {
     let db = TestDatabase::create().await;
     let worker = spawn_worker(&db).await;
-    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
     let fixtures = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../ai-worker/tests/fixtures/formats"
@@ -110,7 +121,7 @@ async fn every_supported_format_ingests_through_the_gateway_with_the_cli() {
     let files = std::fs::read_dir(fixtures).unwrap().count();
     assert_eq!(files, 9);
     let output = thinkbank(
-        &gateway.url(""),
+        &gateway,
         &["ingest", "--quiet", "--concurrency", "3", fixtures],
     )
     .await;
@@ -121,7 +132,10 @@ async fn every_supported_format_ingests_through_the_gateway_with_the_cli() {
         "{shown}"
     );
 
-    let list: serde_json::Value = reqwest::get(gateway.url("/api/v1/assets?page_size=50"))
+    let list: serde_json::Value = gateway
+        .client()
+        .get(gateway.url("/api/v1/assets?page_size=50"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -148,5 +162,50 @@ async fn every_supported_format_ingests_through_the_gateway_with_the_cli() {
             "text/markdown",
         ]
     );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn audit_verify_reports_an_intact_chain_and_names_the_first_tampered_entry() {
+    let db = TestDatabase::create().await;
+    let worker = spawn_worker(&db).await;
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    for name in ["ci", "backup"] {
+        let response = gateway
+            .client()
+            .post(gateway.url("/api/v1/keys"))
+            .json(&serde_json::json!({"name": name, "role": "reader"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    }
+    // Through the gateway's admin endpoint, and straight from the database.
+    for args in [
+        vec!["audit", "verify"],
+        vec!["audit", "verify", "--database-url", db.url.as_str()],
+    ] {
+        let output = thinkbank(&gateway, &args).await;
+        let shown = text(&output);
+        assert!(output.status.success(), "{shown}");
+        assert!(
+            shown.contains("audit log intact: 3 entries verified"),
+            "{shown}"
+        );
+    }
+
+    let mut conn = db.connect().await;
+    sqlx::query("ALTER TABLE gateway.audit_log DISABLE TRIGGER audit_log_append_only")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE gateway.audit_log SET actor = 'someone else' WHERE seq = 3")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let output = thinkbank(&gateway, &["audit", "verify", "--database-url", &db.url]).await;
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("BROKEN at entry 3"), "{shown}");
     worker.stop().await;
 }

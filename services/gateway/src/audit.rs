@@ -68,11 +68,10 @@ pub async fn append(pool: &PgPool, event: Event<'_>) -> Result<(), sqlx::Error> 
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('thinkbank.audit_log'))")
         .execute(&mut *tx)
         .await?;
-    let last: Option<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, entry_hash FROM gateway.audit_log ORDER BY seq DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
+    let last: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, entry_hash FROM gateway.audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
     let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS.to_vec()));
     let mut entry = Entry {
         seq: prev_seq + 1,

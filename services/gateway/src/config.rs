@@ -70,11 +70,19 @@ pub struct Config {
     pub oidc_audience: String,
 
     /// Claim of external JWTs holding the tenant id.
-    #[arg(long, env = "THINKBANK_OIDC_TENANT_CLAIM", default_value = "thinkbank_tenant")]
+    #[arg(
+        long,
+        env = "THINKBANK_OIDC_TENANT_CLAIM",
+        default_value = "thinkbank_tenant"
+    )]
     pub oidc_tenant_claim: String,
 
     /// Claim of external JWTs holding the role (admin, editor, reader; default reader).
-    #[arg(long, env = "THINKBANK_OIDC_ROLE_CLAIM", default_value = "thinkbank_role")]
+    #[arg(
+        long,
+        env = "THINKBANK_OIDC_ROLE_CLAIM",
+        default_value = "thinkbank_role"
+    )]
     pub oidc_role_claim: String,
 
     #[command(flatten)]
@@ -82,7 +90,12 @@ pub struct Config {
 
     /// Origins allowed to call the API from a browser (comma-separated, e.g.
     /// `https://app.example.com`); empty: same-origin only.
-    #[arg(long, env = "THINKBANK_CORS_ORIGINS", value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "THINKBANK_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
     pub cors_origins: Vec<String>,
 
     /// Send `Strict-Transport-Security` (set when the gateway is reached over HTTPS).

@@ -119,7 +119,10 @@ pub fn database(error: sqlx::Error) -> ApiError {
     match &error {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             tracing::warn!(%error, "identity store unavailable");
-            ApiError::new(ErrorCode::Unavailable, "the database is unavailable; retry shortly")
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "the database is unavailable; retry shortly",
+            )
         }
         _ => {
             tracing::error!(%error, "identity store query failed");

@@ -110,11 +110,20 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::middleware))
-        .layer(middleware::from_fn_with_state(state.clone(), edge::request_timeout))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            edge::request_timeout,
+        ))
         .layer(middleware::from_fn(scope_request_id))
         .layer(tower::util::option_layer(edge::cors(&state.config)))
-        .layer(middleware::from_fn_with_state(state.clone(), edge::security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            edge::security_headers,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))

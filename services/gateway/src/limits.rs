@@ -22,10 +22,18 @@ pub struct LimitSettings {
     #[arg(long, env = "THINKBANK_RATE_LIMIT_READ_PER_MIN", default_value_t = 600)]
     pub read_per_min: u32,
     /// Changes (delete, cancel, reprocess, admin) per caller per minute.
-    #[arg(long, env = "THINKBANK_RATE_LIMIT_WRITE_PER_MIN", default_value_t = 120)]
+    #[arg(
+        long,
+        env = "THINKBANK_RATE_LIMIT_WRITE_PER_MIN",
+        default_value_t = 120
+    )]
     pub write_per_min: u32,
     /// Uploads per caller per minute.
-    #[arg(long, env = "THINKBANK_RATE_LIMIT_UPLOAD_PER_MIN", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "THINKBANK_RATE_LIMIT_UPLOAD_PER_MIN",
+        default_value_t = 60
+    )]
     pub upload_per_min: u32,
     /// Chat answers per caller per minute.
     #[arg(long, env = "THINKBANK_RATE_LIMIT_CHAT_PER_MIN", default_value_t = 30)]
@@ -165,12 +173,10 @@ impl Limiter {
                 b.tokens + now.duration_since(b.updated).as_secs_f64() * per_sec < capacity
             });
         }
-        let bucket = buckets
-            .entry((key.to_owned(), class))
-            .or_insert(Bucket {
-                tokens: capacity,
-                updated: now,
-            });
+        let bucket = buckets.entry((key.to_owned(), class)).or_insert(Bucket {
+            tokens: capacity,
+            updated: now,
+        });
         let refilled = now.duration_since(bucket.updated).as_secs_f64() * per_sec;
         bucket.tokens = (bucket.tokens + refilled).min(capacity);
         bucket.updated = now;

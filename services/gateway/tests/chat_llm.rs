@@ -32,11 +32,10 @@ async fn stack(fake: &FakeLlm, llm: Option<LlmConfig>) -> Stack {
 async fn stack_with(fake: &FakeLlm, llm: Option<LlmConfig>, resume_window_secs: u64) -> Stack {
     let db = TestDatabase::create().await;
     let worker = spawn_worker_with_llm(&db, llm.unwrap_or_else(|| llm_config(fake))).await;
-    let mut config = thinkbank_gateway::Config::for_worker(worker.url());
-    config.database_url = Some(db.url.clone());
+    let mut config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
     config.sse_resume_window_secs = resume_window_secs;
     let gateway = spawn_gateway_with(config).await;
-    let http = reqwest::Client::new();
+    let http = gateway.client();
     for (name, text) in [("tides.txt", TIDES), ("coffee.txt", COFFEE)] {
         let form = multipart::Form::new()
             .part(
@@ -175,6 +174,7 @@ async fn the_openai_python_sdk_chats_with_thinkbank_as_a_model() {
     let output = tokio::process::Command::new(python)
         .arg(script)
         .arg(stack.gateway.url("/v1"))
+        .env("OPENAI_API_KEY", &stack.gateway.api_key)
         .output()
         .await
         .unwrap();

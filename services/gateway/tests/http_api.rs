@@ -24,12 +24,13 @@ struct Stack {
 async fn stack() -> Stack {
     let db = TestDatabase::create().await;
     let worker = spawn_worker(&db).await;
-    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    let http = gateway.client();
     Stack {
         _db: db,
         worker,
         gateway,
-        http: reqwest::Client::new(),
+        http,
     }
 }
 
@@ -609,10 +610,10 @@ async fn openai_compatible_embeddings_answer_in_float_and_base64() {
 async fn uploads_over_the_limit_get_413_and_nothing_is_stored() {
     let db = TestDatabase::create().await;
     let worker = spawn_worker(&db).await;
-    let mut config = thinkbank_gateway::Config::for_worker(worker.url());
+    let mut config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
     config.max_upload_bytes = 4 * 1024;
     let gateway = thinkbank_testkit::spawn_gateway_with(config).await;
-    let http = reqwest::Client::new();
+    let http = gateway.client();
     let big = "all work and no play makes jack a dull boy\n"
         .repeat(500)
         .into_bytes();
@@ -651,8 +652,8 @@ async fn a_1_gib_upload_is_refused_with_413_before_its_body_is_sent() {
         .unwrap();
     let head = format!(
         "POST /api/v1/assets HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary=x\r\n\
-         Content-Length: 1073741824\r\n\r\n",
-        stack.gateway.addr
+         Authorization: Bearer {}\r\nContent-Length: 1073741824\r\n\r\n",
+        stack.gateway.addr, stack.gateway.api_key
     );
     socket.write_all(head.as_bytes()).await.unwrap();
     let mut response = vec![0u8; 4096];

@@ -5,7 +5,9 @@
 
 use std::{path::PathBuf, process::Command};
 
-use thinkbank_testkit::{TestDatabase, required_env, spawn_gateway, spawn_worker};
+use thinkbank_testkit::{
+    TestDatabase, required_env, spawn_gateway_with, spawn_worker_with, worker_config,
+};
 
 const MARKER: &str = "<!-- readme-test -->";
 const DOCUMENTED_GATEWAY: &str = "http://127.0.0.1:8080";
@@ -52,9 +54,16 @@ async fn readme_examples_run_against_a_live_stack() {
         blocks.len()
     );
 
+    // The worker demands its internal token, as under `make run`.
+    let internal_token = "readme-internal-token";
     let db = TestDatabase::create().await;
-    let worker = spawn_worker(&db).await;
-    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
+    let objects = tempdir();
+    let mut worker_config = worker_config(&db, &objects);
+    worker_config.internal_token = Some(internal_token.into());
+    let worker = spawn_worker_with(worker_config).await;
+    let mut gateway_config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
+    gateway_config.internal_token = Some(internal_token.into());
+    let gateway = spawn_gateway_with(gateway_config).await;
 
     // grpcurl as the README calls it: first on PATH.
     let bin = tempdir();
@@ -75,12 +84,15 @@ async fn readme_examples_run_against_a_live_stack() {
         script.push_str(&format!("printf '\\n### example {}\\n'\n{block}\n", i + 1));
     }
     let run_dir = repo_root();
+    let api_key = gateway.api_key.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("bash")
             .arg("-c")
             .arg(&script)
             .current_dir(run_dir)
             .env("PATH", path)
+            .env("THINKBANK_API_KEY", api_key)
+            .env("THINKBANK_INTERNAL_TOKEN", internal_token)
             .output()
             .unwrap()
     })

@@ -284,8 +284,8 @@ async fn retrieval_eval_hybrid_is_not_worse_than_the_best_single_mode() {
 
     let db = TestDatabase::create().await;
     let worker = spawn_worker(&db).await;
-    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
-    let http = reqwest::Client::new();
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    let http = gateway.client();
 
     // Ingest through the public API: queue everything, then wait for READY.
     let started = Instant::now();

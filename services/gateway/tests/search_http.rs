@@ -53,12 +53,13 @@ async fn post(stack: &Stack, body: Value) -> (StatusCode, Value) {
 async fn rest_search_supports_modes_filters_explain_and_paging() {
     let db = TestDatabase::create().await;
     let worker = spawn_worker(&db).await;
-    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    let http = gateway.client();
     let stack = Stack {
         _db: db,
         _worker: worker,
         gateway,
-        http: reqwest::Client::new(),
+        http,
     };
     let borrowing = upload(
         &stack,

@@ -9,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub struct GatewayHandle {
     pub addr: SocketAddr,
+    /// The default tenant's admin key (the bootstrap key), for `client()` and tools.
+    pub api_key: String,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -17,6 +19,11 @@ impl GatewayHandle {
     /// `http://127.0.0.1:<port>` followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// An HTTP client that sends `api_key` on every request.
+    pub fn client(&self) -> reqwest::Client {
+        client_with_key(&self.api_key)
     }
 
     pub async fn stop(mut self) {
@@ -34,7 +41,11 @@ impl Drop for GatewayHandle {
 }
 
 /// Starts a gateway with `config` (see `thinkbank_gateway::Config::for_worker`).
-pub async fn spawn_gateway_with(config: thinkbank_gateway::Config) -> GatewayHandle {
+pub async fn spawn_gateway_with(mut config: thinkbank_gateway::Config) -> GatewayHandle {
+    let api_key = config
+        .bootstrap_admin_key
+        .get_or_insert_with(|| bootstrap_key_for(&config.database_url))
+        .clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .expect("cannot bind the gateway port");
@@ -48,16 +59,44 @@ pub async fn spawn_gateway_with(config: thinkbank_gateway::Config) -> GatewayHan
     });
     GatewayHandle {
         addr,
+        api_key,
         shutdown,
         task: Some(task),
     }
 }
 
-/// Starts a gateway in front of the worker at `worker_url`, checking `database_url` for readiness.
-pub async fn spawn_gateway(worker_url: &str, database_url: Option<&str>) -> GatewayHandle {
-    let mut config = thinkbank_gateway::Config::for_worker(worker_url);
-    config.database_url = database_url.map(str::to_owned);
-    spawn_gateway_with(config).await
+/// Starts a gateway in front of the worker at `worker_url`, with its identity store in
+/// `database_url`.
+pub async fn spawn_gateway(worker_url: &str, database_url: &str) -> GatewayHandle {
+    spawn_gateway_with(thinkbank_gateway::Config::for_worker(
+        worker_url,
+        database_url,
+    ))
+    .await
+}
+
+/// The bootstrap admin key of a test database: derived from its URL, so every gateway a test
+/// starts on the same database agrees on it.
+pub fn bootstrap_key_for(database_url: &str) -> String {
+    use sha2::Digest as _;
+    let digest: String = sha2::Sha256::digest(database_url.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("tb_{}_{}", &digest[..12], &digest[12..44])
+}
+
+/// An HTTP client sending `Authorization: Bearer <key>` on every request.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {key}")
+        .parse()
+        .expect("API keys are valid header values");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("HTTP client")
 }
 
 pub use thinkbank_common::sse::SseEvent;

@@ -10,7 +10,10 @@ mod fake_llm;
 mod gateway;
 
 pub use fake_llm::{FAKE_MODEL, FakeLlm, FinishQuirk, RecordedRequest, Script};
-pub use gateway::{GatewayHandle, SseEvent, SseJson, read_sse, spawn_gateway, spawn_gateway_with};
+pub use gateway::{
+    GatewayHandle, SseEvent, SseJson, bootstrap_key_for, client_with_key, read_sse, spawn_gateway,
+    spawn_gateway_with,
+};
 pub use thinkbank_ai_worker::llm::LlmConfig;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};

@@ -45,9 +45,8 @@ impl Callers {
             }
         }
         let id = match header(metadata, TENANT_HEADER)? {
-            Some(value) => Uuid::parse_str(value).map_err(|_| {
-                Status::invalid_argument(format!("{TENANT_HEADER} must be a UUID"))
-            })?,
+            Some(value) => Uuid::parse_str(value)
+                .map_err(|_| Status::invalid_argument(format!("{TENANT_HEADER} must be a UUID")))?,
             None => DEFAULT_TENANT_ID,
         };
         let tenant = Tenant::new(id);
@@ -125,6 +124,10 @@ mod tests {
         assert_eq!(tenant.id, a);
         assert!(tenant.allows(c));
         assert!(!tenant.allows(a));
-        assert!(callers.tenant(&metadata(&[(TENANT_HEADER, "nope")])).is_err());
+        assert!(
+            callers
+                .tenant(&metadata(&[(TENANT_HEADER, "nope")]))
+                .is_err()
+        );
     }
 }

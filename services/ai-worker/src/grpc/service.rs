@@ -59,7 +59,6 @@ impl AiWorkerService {
     }
 }
 
-
 fn optional_uuid(field: &str, value: &str) -> Result<Option<Uuid>, WorkerError> {
     if value.trim().is_empty() {
         Ok(None)
@@ -295,9 +294,7 @@ impl AiWorker for AiWorkerService {
         let state = self.state()?;
         let tenant = self.caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        Ok(Response::new(
-            super::chat::get(&state, &tenant, id).await?,
-        ))
+        Ok(Response::new(super::chat::get(&state, &tenant, id).await?))
     }
 
     async fn delete_conversation(

@@ -80,7 +80,17 @@ pub async fn accept(state: &State, meta: UploadMeta, content: Bytes) -> Result<(
     // Written before the row: the key is content-addressed, so a duplicate write is harmless,
     // and the row never points at missing bytes.
     state.objects.put(&object_key, content).await?;
-    record(state, meta, collection_id, format, sha256, size, object_key, &model).await
+    record(
+        state,
+        meta,
+        collection_id,
+        format,
+        sha256,
+        size,
+        object_key,
+        &model,
+    )
+    .await
 }
 
 /// Stores and queues an upload spooled to local disk, streaming it into the object store.

@@ -185,7 +185,11 @@ impl Runner {
 
     /// One attempt; returns the number of chunks indexed.
     async fn process(&self, job: ClaimedJob) -> Result<usize, JobError> {
-        let asset = match self.assets.get(&Tenant::new(job.tenant_id), job.asset_id).await {
+        let asset = match self
+            .assets
+            .get(&Tenant::new(job.tenant_id), job.asset_id)
+            .await
+        {
             Ok(asset) => asset,
             // Deleted while queued: its job row went with it.
             Err(WorkerError::NotFound(_)) => return Ok(0),

@@ -76,12 +76,7 @@ pub async fn run(
 
 /// Fills `snippet` for `hits`: the chunk text with the query's terms highlighted, in each
 /// chunk's collection configuration. Without matches ts_headline returns the text's start.
-pub async fn snippets(
-    pool: &PgPool,
-    tenant: &Tenant,
-    query: &str,
-    hits: &mut [Hit],
-) -> Result<()> {
+pub async fn snippets(pool: &PgPool, tenant: &Tenant, query: &str, hits: &mut [Hit]) -> Result<()> {
     if hits.is_empty() {
         return Ok(());
     }

@@ -185,9 +185,7 @@ pub async fn search(
     };
     let keyword_leg = async {
         let t = Instant::now();
-        match keyword::has_terms(pool, tenant, &query.text, &query.filters.collection_ids)
-            .await?
-        {
+        match keyword::has_terms(pool, tenant, &query.text, &query.filters.collection_ids).await? {
             None => return Ok::<_, WorkerError>((Some(Vec::new()), ms(t))),
             Some(false) => return Ok((None, ms(t))),
             Some(true) => {}

@@ -26,8 +26,8 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(!pages.is_empty(), "no chapters found");
     let db = TestDatabase::create().await;
     let worker = spawn_worker(&db).await;
-    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
-    let http = reqwest::Client::new();
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    let http = gateway.client();
     let upload_url = gateway.url("/api/v1/assets");
     let bytes_total: u64 = pages
         .iter()

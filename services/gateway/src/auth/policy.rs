@@ -43,8 +43,7 @@ pub fn required_role(method: &Method, path: &str) -> Option<Role> {
         return Some(Role::Admin);
     }
     let reads = *method == Method::GET || *method == Method::HEAD;
-    let asks = *method == Method::POST
-        && (READER_POSTS.contains(&path) || is_chat_stop(path));
+    let asks = *method == Method::POST && (READER_POSTS.contains(&path) || is_chat_stop(path));
     // Conversations are the caller's chat history: readers may tidy them.
     let own_history = path.starts_with("/api/v1/conversations/")
         && (*method == Method::DELETE || *method == Method::PATCH);
@@ -76,10 +75,18 @@ mod tests {
             (Method::POST, "/api/v1/chat", Some(Role::Reader)),
             (Method::POST, "/api/v1/chat/abc/stop", Some(Role::Reader)),
             (Method::POST, "/v1/chat/completions", Some(Role::Reader)),
-            (Method::DELETE, "/api/v1/conversations/x", Some(Role::Reader)),
+            (
+                Method::DELETE,
+                "/api/v1/conversations/x",
+                Some(Role::Reader),
+            ),
             (Method::POST, "/api/v1/assets", Some(Role::Editor)),
             (Method::DELETE, "/api/v1/assets/x", Some(Role::Editor)),
-            (Method::POST, "/api/v1/assets/x/reprocess", Some(Role::Editor)),
+            (
+                Method::POST,
+                "/api/v1/assets/x/reprocess",
+                Some(Role::Editor),
+            ),
             (Method::POST, "/api/v1/keys", Some(Role::Admin)),
             (Method::GET, "/api/v1/keys", Some(Role::Admin)),
             (Method::DELETE, "/api/v1/keys/x", Some(Role::Admin)),

@@ -76,9 +76,12 @@ impl Tokens {
             iat: now,
             exp: now + i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX / 2),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(
-            |e| ApiError::new(thinkbank_common::ErrorCode::Internal, format!("cannot sign token: {e}")),
-        )
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
+            ApiError::new(
+                thinkbank_common::ErrorCode::Internal,
+                format!("cannot sign token: {e}"),
+            )
+        })
     }
 
     /// The principal of a valid, unexpired access token this gateway signed.
@@ -177,8 +180,16 @@ mod tests {
 
     #[test]
     fn an_access_token_verifies_with_its_secret_only() {
-        let tokens = Tokens::new(b"secret-one", Duration::from_secs(60), Duration::from_secs(60));
-        let other = Tokens::new(b"secret-two", Duration::from_secs(60), Duration::from_secs(60));
+        let tokens = Tokens::new(
+            b"secret-one",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        let other = Tokens::new(
+            b"secret-two",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
         let token = tokens.issue_access(&user()).unwrap();
         let principal = tokens.verify_access(&token).unwrap();
         assert_eq!(principal.role, Role::Editor);

@@ -151,8 +151,8 @@ pub async fn register(
             }
             users::validate_username(&body.username)?;
             auth::passwords::validate(&body.password)?;
-            let tenant = tenants::create(&state.database, &format!("user-{}", body.username))
-                .await?;
+            let tenant =
+                tenants::create(&state.database, &format!("user-{}", body.username)).await?;
             let user = users::create(
                 &state.database,
                 tenant.id,

@@ -182,7 +182,7 @@ async fn main() {
     let mut llm = llm_config(&fake);
     llm.llm_breaker_threshold = 1000;
     let worker = spawn_worker_with_llm(&db, llm).await;
-    let gateway = spawn_gateway(&worker.url(), None).await;
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
     let mut client = worker.client().await;
     client
         .process_asset(pb::ProcessAssetRequest {
@@ -193,7 +193,7 @@ async fn main() {
         })
         .await
         .expect("ingest");
-    let http = reqwest::Client::new();
+    let http = gateway.client();
     let chat_url = gateway.url("/api/v1/chat");
 
     // Warm-up, then alternate the two paths so drift hits both alike.
