@@ -328,3 +328,125 @@ async fn tenant_a_cannot_see_touch_or_find_anything_of_tenant_b() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn a_key_limited_to_a_collection_sees_and_writes_only_that_collection() {
+    let db = TestDatabase::create().await;
+    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let worker = spawn_worker_with(worker_config(&db, &objects)).await;
+    let gateway = spawn_gateway_with(thinkbank_gateway::Config::for_worker(
+        worker.url(),
+        db.url.clone(),
+    ))
+    .await;
+    let admin = gateway.client();
+    let team = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO worker.collections (id, tenant_id, name, embedding_model) \
+         SELECT $1, tenant_id, 'team', embedding_model FROM worker.collections \
+         WHERE name = 'default' AND tenant_id = '00000000-0000-0000-0000-000000000001'",
+    )
+    .bind(team)
+    .execute(&mut db.connect().await)
+    .await
+    .unwrap();
+    let elsewhere = upload(
+        &admin,
+        &gateway.url("/api/v1/assets"),
+        "vault.md",
+        SECRET_DOC,
+    )
+    .await;
+    let elsewhere_id = elsewhere["asset"]["id"].as_str().unwrap().to_owned();
+
+    let created: Value = admin
+        .post(gateway.url("/api/v1/keys"))
+        .json(&json!({"name": "team bot", "role": "editor", "collection_ids": [team]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["collection_ids"], json!([team]));
+    let scoped = client_with_key(created["key"].as_str().unwrap());
+
+    // Writing: into its collection yes, anywhere else (the default included) as if absent.
+    let form = |collection: Option<&str>| {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(OWN_DOC.as_bytes().to_vec()).file_name("garden.md"),
+            )
+            .text("wait", "true");
+        match collection {
+            Some(id) => form.text("collection_id", id.to_owned()),
+            None => form,
+        }
+    };
+    let refused = scoped
+        .post(gateway.url("/api/v1/assets"))
+        .multipart(form(None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    let accepted = scoped
+        .post(gateway.url("/api/v1/assets"))
+        .multipart(form(Some(&team.to_string())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::CREATED);
+
+    // Reading: the other collection's asset does not exist for this key.
+    let response = scoped
+        .get(gateway.url(&format!("/api/v1/assets/{elsewhere_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let listed = scoped
+        .get(gateway.url("/api/v1/assets"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.contains("garden.md") && !mentions_b(&listed, &elsewhere_id),
+        "{listed}"
+    );
+    for mode in ["hybrid", "keyword", "vector"] {
+        let found = scoped
+            .post(gateway.url("/api/v1/search"))
+            .json(&json!({"query": "vault combination zebra postcard", "mode": mode}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!mentions_b(&found, &elsewhere_id), "{mode}: {found}");
+    }
+    // The unrestricted admin still finds it.
+    let found = admin
+        .post(gateway.url("/api/v1/search"))
+        .json(&json!({"query": "vault combination zebra postcard", "mode": "keyword"}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(found.contains("vault.md"), "{found}");
+    // A scoped key cannot mint a wider one.
+    let wider = scoped
+        .post(gateway.url("/api/v1/keys"))
+        .json(&json!({"name": "wider", "role": "reader"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wider.status(), StatusCode::FORBIDDEN);
+}
