@@ -67,7 +67,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/conversations", get(routes::conversations::list))
         .route(
             "/api/v1/conversations/{id}",
-            get(routes::conversations::get).delete(routes::conversations::delete),
+            get(routes::conversations::get)
+                .patch(routes::conversations::rename)
+                .delete(routes::conversations::delete),
         )
         .route("/v1/embeddings", post(routes::embeddings::create))
         .route("/v1/chat/completions", post(routes::openai::completions))
