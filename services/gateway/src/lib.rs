@@ -76,7 +76,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(routes::openai::models))
         .layer(DefaultBodyLimit::max(json_limit));
     Router::new()
-        .route("/", get(index))
+        .route("/", get(routes::ui::index))
+        .route("/api", get(routes::ui::api_index))
+        .route("/ui/{*path}", get(routes::ui::file))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .merge(api)
@@ -98,21 +100,6 @@ async fn scope_request_id(request: Request, next: Next) -> Response {
         .unwrap_or_default()
         .to_owned();
     error::REQUEST_ID.scope(id, next.run(request)).await
-}
-
-async fn index() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({
-        "name": "thinkbank",
-        "version": env!("CARGO_PKG_VERSION"),
-        "endpoints": {
-            "upload": "POST /api/v1/assets",
-            "assets": "GET /api/v1/assets",
-            "search": "POST /api/v1/search",
-            "chat": "POST /api/v1/chat (text/event-stream)",
-            "embeddings": "POST /v1/embeddings (OpenAI-compatible)",
-            "health": "GET /healthz, GET /readyz"
-        }
-    }))
 }
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled; open SSE streams end then.

@@ -9,6 +9,7 @@ pub mod embeddings;
 pub mod health;
 pub mod openai;
 pub mod search;
+pub mod ui;
 
 use axum::{
     extract::{FromRequest, Request},
