@@ -223,22 +223,16 @@ SYSTEM_PACKAGES = {
 SYSTEM_EXTRA_PACKAGES = ["tesseract-ocr-eng"]
 
 
-def ensure_system_packages() -> None:
-    """Install poppler-utils and Tesseract with apt when a program is missing.
-
-    Needs root (as in CI and containers) or passwordless sudo; otherwise says what to install.
-    """
-    missing = sorted({pkg for prog, pkg in SYSTEM_PACKAGES.items() if shutil.which(prog) is None})
-    if not missing:
-        return
-    packages = missing + SYSTEM_EXTRA_PACKAGES
+def apt_install(packages: List[str], why: str) -> None:
+    """Install Debian packages quietly with apt-get (as root, or with passwordless sudo);
+    otherwise say which command to run."""
     if os.geteuid() == 0:
         prefix: List[str] = []
     elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
         prefix = ["sudo", "-n"]
     else:
         raise LauncherError(
-            "missing system programs for PDF and image ingestion; install them with:\n"
+            f"missing system programs {why}; install them with:\n"
             f"  sudo apt-get install -y {' '.join(packages)}"
         )
     if shutil.which("apt-get") is None:
@@ -251,8 +245,53 @@ def ensure_system_packages() -> None:
             raise LauncherError(f"{' '.join(cmd)} failed:\n{res.stderr.strip()[-2000:]}")
 
 
+def ensure_system_packages() -> None:
+    """Install poppler-utils and Tesseract with apt when a program is missing."""
+    missing = sorted({pkg for prog, pkg in SYSTEM_PACKAGES.items() if shutil.which(prog) is None})
+    if missing:
+        apt_install(missing + SYSTEM_EXTRA_PACKAGES, "for PDF and image ingestion")
+
+
+# The browser tests (services/gateway/tests/ui_browser.rs) drive Debian's chromium with
+# playwright-core from tests/ui (npm ci from its lock file; `npx playwright install` would need
+# the internet beyond the registries).
+UI_TEST_DIR = REPO / "tests" / "ui"
+BROWSER_TEST_PACKAGES = {"chromium": "chromium", "node": "nodejs", "npm": "npm"}
+
+
+def chromium_path() -> Optional[str]:
+    return os.environ.get("THINKBANK_CHROMIUM") or shutil.which("chromium")
+
+
+def ensure_browser_test_tools() -> None:
+    """chromium and node from apt when missing, then `npm ci` in tests/ui when its lock file
+    changed since the last install (the lock's hash is kept in node_modules)."""
+    missing = sorted({pkg for prog, pkg in BROWSER_TEST_PACKAGES.items()
+                      if shutil.which(prog) is None and not (prog == "chromium" and chromium_path())})
+    if missing:
+        apt_install(missing, "for the browser tests")
+    lock = UI_TEST_DIR / "package-lock.json"
+    stamp = UI_TEST_DIR / "node_modules" / ".thinkbank-lock-sha256"
+    wanted = file_hash(lock)
+    try:
+        if stamp.read_text().strip() == wanted:
+            return
+    except OSError:
+        pass
+    log(f"installing the browser test dependencies into {rel(UI_TEST_DIR / 'node_modules')} (npm ci) ...")
+    res = subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=UI_TEST_DIR, capture_output=True, text=True,
+    )
+    if res.returncode != 0:
+        raise LauncherError(f"npm ci in {rel(UI_TEST_DIR)} failed:\n{res.stderr.strip()[-2000:]}")
+    stamp.write_text(wanted + "\n")
+
+
 def _setup_locked(with_test: bool, quiet: bool) -> Tools:
     ensure_system_packages()
+    if with_test:
+        ensure_browser_test_tools()
     ensure_venv()
     stamp = read_stamp()
     wanted = {"base": file_hash(REQUIREMENTS["base"])}
@@ -952,6 +991,7 @@ def test_env(tools: Tools, uri: str) -> Dict[str, str]:
         "THINKBANK_TEST_PYTHON": str(tools.python),
         "THINKBANK_GRPCURL": str(tools.grpcurl),
         "THINKBANK_REPO_ROOT": str(REPO),
+        "THINKBANK_CHROMIUM": chromium_path() or "chromium",
     }
 
 

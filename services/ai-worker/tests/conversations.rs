@@ -235,3 +235,59 @@ async fn unknown_ids_are_not_found_and_deleted_conversations_are_gone() {
     assert_eq!(left, 0);
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_conversation_can_be_renamed_without_changing_its_order_or_messages() {
+    let fake = FakeLlm::start(Script::words(ANSWER)).await;
+    let db = TestDatabase::create().await;
+    let worker = spawn_worker_with_llm(&db, llm_config(&fake)).await;
+    let mut client = worker.client().await;
+    ingest(&mut client).await;
+    let id = chat(&mut client, ask("What is lava?", "")).await;
+    let before = get(&mut client, &id).await;
+
+    let renamed = client
+        .rename_conversation(pb::RenameConversationRequest {
+            id: id.clone(),
+            title: "  Lava   notes \n".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renamed.title, "Lava notes");
+    let after = get(&mut client, &id).await;
+    let (before_conv, after_conv) = (
+        before.conversation.unwrap(),
+        after.conversation.clone().unwrap(),
+    );
+    assert_eq!(after_conv.title, "Lava notes");
+    assert_eq!(after_conv.updated_at, before_conv.updated_at);
+    assert_eq!(after.messages.len(), before.messages.len());
+
+    for (title, code) in [
+        ("   ", Code::InvalidArgument),
+        (&"x".repeat(201), Code::InvalidArgument),
+    ] {
+        let status = client
+            .rename_conversation(pb::RenameConversationRequest {
+                id: id.clone(),
+                title: title.to_owned(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code, "title {title:?}");
+    }
+    let status = client
+        .rename_conversation(pb::RenameConversationRequest {
+            id: "00000000-0000-0000-0000-00000000abcd".into(),
+            title: "Anything".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(
+        get(&mut client, &id).await.conversation.unwrap().title,
+        "Lava notes"
+    );
+    worker.stop().await;
+}

@@ -76,7 +76,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/conversations", get(routes::conversations::list))
         .route(
             "/api/v1/conversations/{id}",
-            get(routes::conversations::get).delete(routes::conversations::delete),
+            get(routes::conversations::get)
+                .patch(routes::conversations::rename)
+                .delete(routes::conversations::delete),
         )
         .route("/v1/embeddings", post(routes::embeddings::create))
         .route("/v1/chat/completions", post(routes::openai::completions))
@@ -104,7 +106,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit/verify", get(routes::admin::verify_audit))
         .layer(DefaultBodyLimit::max(json_limit));
     Router::new()
-        .route("/", get(index))
+        .route("/", get(routes::ui::index))
+        .route("/api", get(routes::ui::api_index))
+        .route("/ui/{*path}", get(routes::ui::file))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .merge(api)
@@ -139,21 +143,6 @@ async fn scope_request_id(request: Request, next: Next) -> Response {
         .unwrap_or_default()
         .to_owned();
     error::REQUEST_ID.scope(id, next.run(request)).await
-}
-
-async fn index() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({
-        "name": "thinkbank",
-        "version": env!("CARGO_PKG_VERSION"),
-        "endpoints": {
-            "upload": "POST /api/v1/assets",
-            "assets": "GET /api/v1/assets",
-            "search": "POST /api/v1/search",
-            "chat": "POST /api/v1/chat (text/event-stream)",
-            "embeddings": "POST /v1/embeddings (OpenAI-compatible)",
-            "health": "GET /healthz, GET /readyz"
-        }
-    }))
 }
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled; open SSE streams end then.

@@ -99,6 +99,19 @@ async fn each_model_token_becomes_one_sse_delta_and_the_final_event_reports_cita
     assert_eq!(last["uncited_sources"], json!([2]));
     assert_eq!(last["usage"]["estimated"], false);
     assert!(fake.requests()[0].prompt().contains("[1] tides.txt"));
+
+    // /readyz tells status displays which model answers.
+    let ready: Value = stack
+        .http
+        .get(stack.gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["llm"]["mode"], "generative");
+    assert_eq!(ready["llm"]["model"], FAKE_MODEL);
 }
 
 #[tokio::test]
@@ -208,7 +221,7 @@ async fn the_openai_python_sdk_chats_with_thinkbank_as_a_model() {
 }
 
 #[tokio::test]
-async fn a_chat_is_stored_and_can_be_read_continued_and_deleted_over_http() {
+async fn a_chat_is_stored_and_can_be_read_continued_renamed_and_deleted_over_http() {
     let fake = FakeLlm::start(Script::words(ANSWER)).await;
     let stack = stack(&fake, None).await;
 
@@ -256,6 +269,28 @@ async fn a_chat_is_stored_and_can_be_read_continued_and_deleted_over_http() {
         .unwrap();
     assert_eq!(listed["conversations"][0]["id"], id.as_str());
     assert_eq!(listed["conversations"][0]["message_count"], 4);
+
+    let renamed = stack
+        .http
+        .patch(&url)
+        .json(&json!({"title": "Tides and the Sun"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let renamed: Value = renamed.json().await.unwrap();
+    assert_eq!(renamed["title"], "Tides and the Sun");
+    assert_eq!(renamed["message_count"], 4);
+    let blank = stack
+        .http
+        .patch(&url)
+        .json(&json!({"title": " "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status(), StatusCode::BAD_REQUEST);
+    let blank: Value = blank.json().await.unwrap();
+    assert_eq!(blank["error"]["code"], "invalid_argument");
 
     let deleted = stack.http.delete(&url).send().await.unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);

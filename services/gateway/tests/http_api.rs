@@ -445,6 +445,10 @@ async fn readiness_follows_the_worker() {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["worker"]["status"], "ok");
     assert_eq!(body["checks"]["database"]["status"], "ok");
+    // No LLM configured: the worker answers extractively, and says so.
+    assert_eq!(body["llm"]["mode"], "extractive");
+    assert_eq!(body["llm"]["model"], "extractive");
+    assert_eq!(body["llm"]["unavailable"], false);
     let Stack {
         worker,
         gateway,
@@ -456,6 +460,10 @@ async fn readiness_follows_the_worker() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["checks"]["worker"]["status"], "failing");
+    assert!(
+        body.get("llm").is_none(),
+        "no answer mode without a worker: {body}"
+    );
     let response = http.get(gateway.url("/healthz")).send().await.unwrap();
     assert_eq!(
         response.status(),

@@ -273,6 +273,41 @@ pub async fn delete(pool: &PgPool, tenant: &Tenant, id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Longest title a caller may set, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// Sets the title; the conversation's `updated_at` stays the time of its last message.
+pub async fn rename(pool: &PgPool, tenant: &Tenant, id: Uuid, title: &str) -> Result<()> {
+    let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+    if title.is_empty() {
+        return Err(WorkerError::InvalidArgument(
+            "title must not be blank".into(),
+        ));
+    }
+    let chars = title.chars().count();
+    if chars > MAX_TITLE_CHARS {
+        return Err(WorkerError::InvalidArgument(format!(
+            "title must be at most {MAX_TITLE_CHARS} characters, got {chars}"
+        )));
+    }
+    let mut tx = tenant.begin(pool).await?;
+    let renamed =
+        sqlx::query("UPDATE worker.conversations SET title = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.id)
+            .bind(id)
+            .bind(&title)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    tx.commit().await?;
+    if renamed == 0 {
+        return Err(WorkerError::NotFound(format!(
+            "conversation {id} not found"
+        )));
+    }
+    Ok(())
+}
+
 /// Stores a question and its answer together.
 pub async fn record(
     pool: &PgPool,

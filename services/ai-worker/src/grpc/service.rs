@@ -308,6 +308,39 @@ impl AiWorker for AiWorkerService {
         Ok(Response::new(pb::DeleteConversationResponse {}))
     }
 
+    async fn rename_conversation(
+        &self,
+        request: Request<pb::RenameConversationRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let state = self.state()?;
+        let tenant = self.caller(&request)?;
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        chat::conversations::rename(&state.pool, &tenant, id, &request.get_ref().title).await?;
+        let row = chat::conversations::get(&state.pool, &tenant, id).await?;
+        Ok(Response::new(convert::conversation(&row)))
+    }
+
+    async fn get_chat_info(
+        &self,
+        request: Request<pb::GetChatInfoRequest>,
+    ) -> Result<Response<pb::ChatInfo>, Status> {
+        let state = self.state()?;
+        self.caller(&request)?;
+        let info = match &state.llm {
+            Some(llm) => pb::ChatInfo {
+                answer_mode: pb::AnswerMode::Generative as i32,
+                model: llm.model().to_owned(),
+                llm_unavailable: llm.is_unavailable(),
+            },
+            None => pb::ChatInfo {
+                answer_mode: pb::AnswerMode::Extractive as i32,
+                model: chat::extractive::MODEL_NAME.into(),
+                llm_unavailable: false,
+            },
+        };
+        Ok(Response::new(info))
+    }
+
     async fn get_asset(
         &self,
         request: Request<pb::GetAssetRequest>,

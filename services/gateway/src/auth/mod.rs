@@ -70,6 +70,8 @@ pub enum Subject {
     ApiKey { id: Uuid, name: String },
     User { id: Uuid, username: String },
     External { subject: String },
+    /// The gateway itself, for calls no client made (the readiness page's worker info).
+    Gateway,
 }
 
 #[derive(Debug, Clone)]
@@ -82,12 +84,23 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The gateway acting for itself: the default tenant, reading only.
+    pub fn gateway() -> Self {
+        Self {
+            tenant_id: crate::DEFAULT_TENANT_ID,
+            role: Role::Reader,
+            collections: None,
+            subject: Subject::Gateway,
+        }
+    }
+
     /// A short, loggable name of the caller, e.g. `key:3f0c…` or `user:alice`.
     pub fn actor(&self) -> String {
         match &self.subject {
             Subject::ApiKey { id, .. } => format!("key:{id}"),
             Subject::User { username, .. } => format!("user:{username}"),
             Subject::External { subject } => format!("external:{subject}"),
+            Subject::Gateway => "gateway".into(),
         }
     }
 
@@ -97,6 +110,7 @@ impl Principal {
             Subject::ApiKey { id, .. } => format!("key:{id}"),
             Subject::User { id, .. } => format!("user:{id}"),
             Subject::External { subject } => format!("external:{}:{subject}", self.tenant_id),
+            Subject::Gateway => "gateway".into(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Stored conversations: `GET /api/v1/conversations`, `GET` and `DELETE
+//! Stored conversations: `GET /api/v1/conversations`, `GET`, `PATCH` (rename) and `DELETE
 //! /api/v1/conversations/{id}`. Chat continues one with `conversation_id`.
 
 use axum::{
@@ -9,6 +9,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use thinkbank_proto::v1 as pb;
 
+use super::ApiJson;
 use super::chat::{
     CitationData, SourceView, answer_mode_name, citation_data, finish_reason_name, source_view,
 };
@@ -138,4 +139,31 @@ pub async fn delete(
         ))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameBody {
+    pub title: String,
+}
+
+/// `PATCH /api/v1/conversations/{id}` with `{"title"}`: the renamed conversation.
+pub async fn rename(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RenameBody>,
+) -> ApiResult<Json<ConversationView>> {
+    let renamed = state
+        .worker
+        .clone()
+        .rename_conversation(state.request(
+            pb::RenameConversationRequest {
+                id,
+                title: body.title,
+            },
+            state.config.worker_timeout(),
+        ))
+        .await?
+        .into_inner();
+    Ok(Json(conversation(renamed)))
 }

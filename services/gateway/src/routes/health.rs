@@ -1,4 +1,5 @@
-//! `/healthz` (the process is alive) and `/readyz` (its hard dependencies answer).
+//! `/healthz` (the process is alive) and `/readyz` (its hard dependencies answer, plus how
+//! the worker answers questions, for the UI's status indicator).
 
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,26 @@ struct Check {
 struct Readiness {
     status: &'static str,
     checks: std::collections::BTreeMap<&'static str, Check>,
+    /// Informational, not a readiness condition; absent when the worker did not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    llm: Option<LlmInfo>,
+}
+
+#[derive(Debug, Serialize)]
+struct LlmInfo {
+    /// "extractive" (no LLM configured) or "generative".
+    mode: &'static str,
+    model: String,
+    /// The LLM circuit breaker is open: chat answers 503 until it recovers.
+    unavailable: bool,
 }
 
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (worker, database) = tokio::join!(check_worker(&state), check_database(&state));
+    let (worker, database, llm) = tokio::join!(
+        check_worker(&state),
+        check_database(&state),
+        llm_info(&state)
+    );
     let mut checks = std::collections::BTreeMap::new();
     checks.insert("worker", worker);
     checks.insert("database", database);
@@ -42,8 +59,29 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         checks,
+        llm,
     };
     (status, Json(body))
+}
+
+async fn llm_info(state: &AppState) -> Option<LlmInfo> {
+    let request = state.request(thinkbank_proto::v1::GetChatInfoRequest {}, CHECK_TIMEOUT);
+    let mut worker = state.worker.clone();
+    // Not a client's call: the gateway asks for itself (the answer holds no tenant data).
+    let ask = crate::auth::PRINCIPAL.scope(
+        crate::auth::Principal::gateway(),
+        worker.get_chat_info(request),
+    );
+    let info = tokio::time::timeout(CHECK_TIMEOUT, ask)
+        .await
+        .ok()?
+        .ok()?
+        .into_inner();
+    Some(LlmInfo {
+        mode: super::chat::answer_mode_name(info.answer_mode()),
+        model: info.model,
+        unavailable: info.llm_unavailable,
+    })
 }
 
 async fn check_worker(state: &AppState) -> Check {

@@ -202,6 +202,7 @@ pub async fn me(Extension(principal): Extension<Principal>) -> Json<Me> {
         Subject::ApiKey { name, .. } => ("api_key", name.clone()),
         Subject::User { username, .. } => ("user", username.clone()),
         Subject::External { subject } => ("external", subject.clone()),
+        Subject::Gateway => ("gateway", "gateway".to_owned()),
     };
     Json(Me {
         tenant_id: principal.tenant_id,

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod openai;
 pub mod search;
 pub mod tenants;
+pub mod ui;
 
 use axum::{
     extract::{FromRequest, Request},
