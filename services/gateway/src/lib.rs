@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod views;
@@ -76,6 +77,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(routes::health::healthz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::page::docs))
+        .route("/docs/docs.css", get(openapi::page::stylesheet))
         .route("/readyz", get(routes::health::readyz))
         .merge(api)
         .fallback(routes::not_found)
@@ -98,6 +102,10 @@ async fn scope_request_id(request: Request, next: Next) -> Response {
     error::REQUEST_ID.scope(id, next.run(request)).await
 }
 
+/// `GET /`
+#[utoipa::path(get, path = "/", tag = "meta", security(()),
+    responses((status = 200, description = "the service's name, version and main endpoints",
+               body = Object)))]
 async fn index() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({
         "name": "thinkbank",
@@ -108,7 +116,8 @@ async fn index() -> axum::Json<serde_json::Value> {
             "search": "POST /api/v1/search",
             "chat": "POST /api/v1/chat (text/event-stream)",
             "embeddings": "POST /v1/embeddings (OpenAI-compatible)",
-            "health": "GET /healthz, GET /readyz"
+            "health": "GET /healthz, GET /readyz",
+            "docs": "GET /docs (HTML), GET /openapi.json (OpenAPI 3.1)"
         }
     }))
 }

@@ -12,16 +12,26 @@ use thinkbank_proto::v1 as pb;
 use super::chat::{
     CitationData, SourceView, answer_mode_name, citation_data, finish_reason_name, source_view,
 };
-use crate::{error::ApiResult, state::AppState, views::rfc3339};
+use crate::{
+    error::ApiResult,
+    openapi::responses::{BadRequest, Internal, NotFound, Timeout, Unavailable},
+    state::AppState,
+    views::rfc3339,
+};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// At most 200 (default 50).
+    #[param(maximum = 200)]
     pub page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
     pub page_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Conversation)]
 pub struct ConversationView {
     id: String,
     title: String,
@@ -30,9 +40,11 @@ pub struct ConversationView {
     message_count: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ConversationMessage)]
 pub struct MessageView {
     id: String,
+    /// `user` or `assistant`.
     role: &'static str,
     content: String,
     sources: Vec<SourceView>,
@@ -44,13 +56,15 @@ pub struct MessageView {
     created_at: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ConversationList)]
 pub struct ListResponse {
     conversations: Vec<ConversationView>,
     next_page_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ConversationWithMessages)]
 pub struct GetResponse {
     conversation: Option<ConversationView>,
     messages: Vec<MessageView>,
@@ -81,6 +95,16 @@ fn message(m: pb::ConversationMessage) -> MessageView {
     }
 }
 
+/// `GET /api/v1/conversations`
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "chat", params(ListParams),
+    responses(
+        (status = 200, description = "stored conversations, most recently updated first",
+         body = ListResponse),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
@@ -106,6 +130,18 @@ pub async fn list(
     }))
 }
 
+/// `GET /api/v1/conversations/{id}`
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "chat",
+    params(("id" = String, Path, description = "the conversation id")),
+    responses(
+        (status = 200, description = "the conversation with its messages, oldest first",
+         body = GetResponse),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -125,6 +161,17 @@ pub async fn get(
     }))
 }
 
+/// `DELETE /api/v1/conversations/{id}`
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}", tag = "chat",
+    params(("id" = String, Path, description = "the conversation id")),
+    responses(
+        (status = 204, description = "deleted with its messages"),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -10,24 +10,40 @@ use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `GET /healthz`
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "the process is alive: `{\"status\": \"ok\"}`",
+               body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReadinessCheck)]
 struct Check {
+    /// `ok` or `failing`.
     status: &'static str,
     latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Readiness {
+    /// `ready` or `not_ready`.
     status: &'static str,
+    /// Per dependency: `worker`, and `database` when one is configured.
+    #[schema(value_type = std::collections::BTreeMap<String, Check>)]
     checks: std::collections::BTreeMap<&'static str, Check>,
 }
 
+/// `GET /readyz`
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses(
+        (status = 200, description = "every dependency answers", body = Readiness),
+        (status = 503, description = "a dependency is failing; `checks` says which",
+         body = Readiness),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (worker, database) = tokio::join!(check_worker(&state), check_database(&state));
     let mut checks = std::collections::BTreeMap::new();
