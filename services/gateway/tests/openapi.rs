@@ -338,3 +338,57 @@ async fn the_events_a_real_chat_and_upload_emit_are_exactly_the_documented_ones(
     gateway.stop().await;
     worker.stop().await;
 }
+
+/// Found by schemathesis: a body that is not multipart used to get axum's plain-text 400.
+#[tokio::test]
+async fn an_upload_that_is_not_multipart_gets_the_json_error_shape() {
+    let gateway = spawn_gateway("http://127.0.0.1:9", None).await;
+    let response = reqwest::Client::new()
+        .post(gateway.url("/api/v1/assets"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_argument", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("multipart"),
+        "{body}"
+    );
+    gateway.stop().await;
+}
+
+/// Found by schemathesis: a question containing U+0000 reached PostgreSQL (which cannot store
+/// it) and came back as a 500.
+#[tokio::test]
+async fn a_question_or_query_with_a_nul_character_is_a_400() {
+    let db = TestDatabase::create().await;
+    let worker = thinkbank_testkit::spawn_worker(&db).await;
+    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
+    let http = reqwest::Client::new();
+    for (path, body) in [
+        ("/api/v1/chat", json!({"question": "tides\u{0}?"})),
+        ("/api/v1/search", json!({"query": "tides\u{0}"})),
+    ] {
+        let response = http
+            .post(gateway.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("NUL"),
+            "{body}"
+        );
+    }
+    gateway.stop().await;
+    worker.stop().await;
+}

@@ -4,7 +4,10 @@ use std::{convert::Infallible, time::Duration};
 
 use axum::{
     Json,
-    extract::{Multipart, Path, Query, State, multipart::MultipartError},
+    extract::{
+        Multipart, Path, Query, State,
+        multipart::{MultipartError, MultipartRejection},
+    },
     http::{HeaderValue, StatusCode, header},
     response::{
         IntoResponse, Response,
@@ -140,8 +143,12 @@ async fn read_form(mut multipart: Multipart) -> ApiResult<UploadForm> {
         (status = 503, response = Unavailable),
         (status = 504, response = Timeout),
     ))]
-pub async fn upload(State(state): State<AppState>, multipart: Multipart) -> ApiResult<Response> {
-    let form = read_form(multipart).await?;
+pub async fn upload(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Response> {
+    // A body that is not multipart gets the JSON error shape, not axum's plain-text rejection.
+    let form = read_form(multipart?).await?;
     let Some(file) = form.file else {
         return Err(ApiError::invalid("the multipart body needs a 'file' part"));
     };
@@ -285,7 +292,7 @@ pub async fn list(
 
 /// `GET /api/v1/assets/{id}`
 #[utoipa::path(get, path = "/api/v1/assets/{id}", tag = "assets",
-    params(("id" = String, Path, description = "the asset id (a UUID)")),
+    params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
     responses(
         (status = 200, description = "the asset", body = AssetView),
         (status = 400, response = BadRequest),
@@ -309,7 +316,7 @@ pub async fn get(
 
 /// `POST /api/v1/assets/{id}/cancel` — stops a queued or processing asset (409 otherwise).
 #[utoipa::path(post, path = "/api/v1/assets/{id}/cancel", tag = "assets",
-    params(("id" = String, Path, description = "the asset id (a UUID)")),
+    params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
     responses(
         (status = 200, description = "the asset, now `cancelled`", body = AssetView),
         (status = 400, response = BadRequest),
@@ -334,7 +341,7 @@ pub async fn cancel(
 
 /// `POST /api/v1/assets/{id}/reprocess` — queues a ready, failed or cancelled asset again.
 #[utoipa::path(post, path = "/api/v1/assets/{id}/reprocess", tag = "assets",
-    params(("id" = String, Path, description = "the asset id (a UUID)")),
+    params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
     responses(
         (status = 200, description = "the asset, queued again", body = AssetView),
         (status = 400, response = BadRequest),
@@ -386,7 +393,7 @@ pub async fn reject_oversized(
 
 /// `DELETE /api/v1/assets/{id}` — 204 on success.
 #[utoipa::path(delete, path = "/api/v1/assets/{id}", tag = "assets",
-    params(("id" = String, Path, description = "the asset id (a UUID)")),
+    params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
     responses(
         (status = 204, description = "deleted with its chunks, vectors and stored bytes"),
         (status = 400, response = BadRequest),
@@ -409,7 +416,7 @@ pub async fn delete(
 
 /// `GET /api/v1/assets/{id}/events` — SSE: one `asset` event per progress change, then `done`.
 #[utoipa::path(get, path = "/api/v1/assets/{id}/events", tag = "assets",
-    params(("id" = String, Path, description = "the asset id (a UUID)")),
+    params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
     responses(
         (status = 200, description = "Server-Sent Events until the asset is final (see \
                                       `AssetStreamEvent` and the stream framing above)",

@@ -109,7 +109,7 @@ impl Drop for Registration {
 /// `POST /api/v1/chat/{conversation_id}/stop`: 204 when a running answer was stopped (the
 /// worker stores it with finish reason `cancelled`), 404 when none runs on this gateway.
 #[utoipa::path(post, path = "/api/v1/chat/{conversation_id}/stop", tag = "chat",
-    params(("conversation_id" = String, Path, description = "from the `sources` event")),
+    params(("conversation_id" = String, Path, format = Uuid, description = "from the `sources` event")),
     responses(
         (status = 204, description = "stopped: the stream ends with an `error` event \
                                       (code `cancelled`), then `done`"),
@@ -144,6 +144,7 @@ pub struct ChatRequest {
     pub top_k: Option<u32>,
     /// Continue this stored conversation (then `history` must be empty).
     #[serde(default)]
+    #[schema(format = Uuid)]
     pub conversation_id: Option<String>,
 }
 
@@ -151,6 +152,7 @@ pub struct ChatRequest {
 #[serde(deny_unknown_fields)]
 pub struct HistoryMessage {
     /// "user" or "assistant".
+    #[schema(pattern = "^(user|assistant)$")]
     pub role: String,
     pub content: String,
 }

@@ -184,7 +184,7 @@ impl Drop for Subscriber {
 /// `GET /api/v1/chat/{conversation_id}/events` with `Last-Event-ID`: the rest of a stream.
 #[utoipa::path(get, path = "/api/v1/chat/{conversation_id}/events", tag = "chat",
     params(
-        ("conversation_id" = String, Path, description = "from the `sources` event"),
+        ("conversation_id" = String, Path, format = Uuid, description = "from the `sources` event"),
         ("Last-Event-ID" = Option<u64>, Header,
          description = "the last event id received; the stream continues after it (default 0)"),
     ),

@@ -132,7 +132,7 @@ pub async fn list(
 
 /// `GET /api/v1/conversations/{id}`
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "chat",
-    params(("id" = String, Path, description = "the conversation id")),
+    params(("id" = String, Path, format = Uuid, description = "the conversation id")),
     responses(
         (status = 200, description = "the conversation with its messages, oldest first",
          body = GetResponse),
@@ -163,7 +163,7 @@ pub async fn get(
 
 /// `DELETE /api/v1/conversations/{id}`
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}", tag = "chat",
-    params(("id" = String, Path, description = "the conversation id")),
+    params(("id" = String, Path, format = Uuid, description = "the conversation id")),
     responses(
         (status = 204, description = "deleted with its messages"),
         (status = 400, response = BadRequest),

@@ -32,6 +32,7 @@ pub struct EmbeddingsRequest {
     pub model: Option<String>,
     /// `float` (default) or `base64` (little-endian f32).
     #[serde(default)]
+    #[schema(pattern = "^(float|base64)$")]
     pub encoding_format: Option<String>,
     /// Only the model's native size is supported.
     #[serde(default)]

@@ -62,6 +62,7 @@ pub struct StreamOptions {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct InputMessage {
     /// `user`, `assistant`, `system`, `developer` or `tool`.
+    #[schema(pattern = "^(user|assistant|system|developer|tool)$")]
     pub role: String,
     #[serde(default)]
     pub content: Option<Content>,

@@ -27,6 +27,7 @@ pub struct SearchRequest {
     pub top_k: Option<u32>,
     /// "hybrid" (default), "vector" or "keyword".
     #[serde(default)]
+    #[schema(pattern = "^(hybrid|vector|keyword)?$")]
     pub mode: Option<String>,
     #[serde(default)]
     pub collection_ids: Vec<String>,
@@ -54,6 +55,7 @@ pub struct SearchRequest {
     pub fusion: Option<FusionBody>,
     /// "fast", "balanced" (default) or "high".
     #[serde(default)]
+    #[schema(pattern = "^(fast|balanced|high)?$")]
     pub recall: Option<String>,
     /// Explicit `hnsw.ef_search`, 1..=1000.
     #[serde(default)]
@@ -73,6 +75,7 @@ pub struct SearchRequest {
 pub struct MetadataConditionBody {
     pub key: String,
     /// "eq", "ne", "in", "gt" or "lt".
+    #[schema(pattern = "^(eq|ne|in|gt|lt)$")]
     pub op: String,
     #[serde(default)]
     pub value: Option<serde_json::Value>,
