@@ -164,7 +164,10 @@ fn security(spec: &Value) -> String {
             inline(scheme["description"].as_str().unwrap_or_default())
         );
     }
-    html.push_str("</dl></section>");
+    html.push_str(
+        "</dl><p>Every response carries <code>X-Request-Id</code>: the one the client sent, \
+         else a new UUID; error bodies repeat it as <code>request_id</code>.</p></section>",
+    );
     html
 }
 
@@ -176,8 +179,10 @@ fn render_operation(method: &str, path: &str, operation: &Value) -> String {
         method.to_uppercase(),
         escape(path)
     );
+    // A summary that only repeats the heading (`POST /path`) is left out.
+    let heading = format!("`{} {path}", method.to_uppercase());
     for key in ["summary", "description"] {
-        if let Some(text) = operation[key].as_str() {
+        if let Some(text) = operation[key].as_str().filter(|t| !t.starts_with(&heading)) {
             let _ = write!(html, "<p>{}</p>", inline(text));
         }
     }
@@ -258,6 +263,7 @@ fn render_response(status: &str, response: &Value) -> String {
         .as_object()
         .into_iter()
         .flatten()
+        .filter(|(name, _)| *name != "X-Request-Id")
         .map(|(name, h)| {
             format!(
                 "<code>{}</code> <span class=\"note\">{}</span>",
