@@ -25,8 +25,8 @@ const DOCUMENTS: [(&str, &str); 2] = [
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_headers_conformance,response_schema_conformance";
 
-/// Test cases per operation and phase: about 2,000 requests in ~25 s on 2 cores (150 found
-/// nothing more than 25 did, in 35 s).
+/// Test cases per operation and phase. Measured on 2 cores: 25 gave 1,062 requests in 13 s,
+/// 150 gave 3,135 in 35 s; 100 takes 40–50 s inside the full suite.
 const MAX_EXAMPLES: &str = "100";
 
 #[tokio::test]
