@@ -13,6 +13,8 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY src/ src/
 COPY proto/ proto/
 COPY migrations/ migrations/
+# docs/sse-events.md is compiled into the gateway (its OpenAPI description).
+COPY docs/ docs/
 COPY services/ services/
 # The registry and target dirs are BuildKit cache mounts (shared with the gateway image), so
 # they are not in any layer: the binary is copied out of target/ in the same RUN.

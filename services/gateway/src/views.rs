@@ -3,25 +3,39 @@
 
 use serde::Serialize;
 use thinkbank_proto::v1 as pb;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+/// An uploaded document and where its ingestion stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Asset)]
 pub struct AssetView {
     pub id: String,
     pub collection_id: String,
     pub filename: String,
+    /// Detected from the bytes, e.g. `text/markdown`, `application/pdf`.
     pub media_type: String,
     pub size_bytes: i64,
+    /// Hex SHA-256 of the bytes; the same bytes are stored once.
     pub sha256: String,
+    /// `queued`, `processing`, `ready`, `failed` or `cancelled`.
     pub status: &'static str,
+    /// The pipeline step: `queued`, `reading`, `parsing`, `chunking`, `embedding`, `indexing`,
+    /// `ready`, `failed` or `cancelled`.
     pub stage: &'static str,
+    /// 0.0 to 1.0 within the current ingestion.
     pub progress: f32,
     pub attempts: u32,
+    /// Why the asset failed.
     pub error: Option<String>,
     pub chunk_count: u32,
     pub external_id: Option<String>,
+    /// The metadata given at upload, plus what parsing learnt under `"document"`.
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub embedding_model: String,
+    #[schema(format = DateTime)]
     pub created_at: Option<String>,
+    #[schema(format = DateTime)]
     pub updated_at: Option<String>,
 }
 
@@ -85,22 +99,29 @@ fn stage_name(stage: pb::IngestStage) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Where a chunk sits in its document.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Position)]
 pub struct PositionView {
     pub chunk_index: u32,
     pub char_start: u64,
     pub char_end: u64,
+    /// The heading path above the chunk, outermost first.
     pub headings: Vec<String>,
+    /// 1-based PDF page, when the format has pages.
     pub page: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+/// One retrieved chunk.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Hit)]
 pub struct HitView {
     pub chunk_id: String,
     pub asset_id: String,
     pub collection_id: String,
     pub filename: String,
     pub text: String,
+    /// In the mode's scale: cosine similarity, `ts_rank_cd` or the fused RRF score.
     pub score: f32,
     pub position: Option<PositionView>,
     /// Detected media type of the asset.
@@ -115,7 +136,8 @@ pub struct HitView {
 }
 
 /// Why a hit ranked where it did; ranks are 1-based and `null` when a leg did not return it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Explain)]
 pub struct ExplainView {
     pub vector_rank: Option<u32>,
     pub vector_distance: Option<f64>,

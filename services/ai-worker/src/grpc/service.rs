@@ -82,6 +82,12 @@ fn require_text(field: &str, value: &str) -> Result<(), WorkerError> {
             "{field} is longer than {MAX_QUERY_BYTES} bytes"
         )));
     }
+    // PostgreSQL text cannot hold NUL: storing a question with one failed as an internal error.
+    if value.contains('\0') {
+        return Err(WorkerError::InvalidArgument(format!(
+            "{field} must not contain NUL characters (U+0000)"
+        )));
+    }
     Ok(())
 }
 

@@ -37,7 +37,9 @@ pub fn current_principal() -> Option<Principal> {
     PRINCIPAL.try_with(Clone::clone).ok()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Reader,
@@ -67,9 +69,17 @@ impl Role {
 /// How the caller proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
-    ApiKey { id: Uuid, name: String },
-    User { id: Uuid, username: String },
-    External { subject: String },
+    ApiKey {
+        id: Uuid,
+        name: String,
+    },
+    User {
+        id: Uuid,
+        username: String,
+    },
+    External {
+        subject: String,
+    },
     /// The gateway itself, for calls no client made (the readiness page's worker info).
     Gateway,
 }

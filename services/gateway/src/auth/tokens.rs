@@ -47,7 +47,7 @@ impl std::fmt::Debug for Tokens {
 }
 
 /// What a successful sign-in or refresh returns.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuedTokens {
     pub access_token: String,
     pub token_type: &'static str,

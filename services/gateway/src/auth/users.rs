@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::{Role, passwords};
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct UserRow {
     pub id: Uuid,
     pub tenant_id: Uuid,

@@ -14,11 +14,12 @@ use crate::{
     audit,
     auth::{Principal, Role, keys, users},
     error::{ApiError, ApiResult},
+    openapi::responses::{BadRequest, Conflict, NotFound, Unavailable, UnsupportedMediaType},
     routes::{ApiJson, identity::audit_user_created, parse_id},
     state::AppState,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyBody {
     pub name: String,
@@ -28,7 +29,7 @@ pub struct CreateKeyBody {
     pub collection_ids: Option<Vec<Uuid>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     /// The key itself. Shown once: only its hash is stored.
     pub key: String,
@@ -36,6 +37,13 @@ pub struct CreatedKey {
     pub row: keys::KeyRow,
 }
 
+#[utoipa::path(post, path = "/api/v1/keys", tag = "identity", request_body = CreateKeyBody,
+    responses(
+        (status = 201, description = "the new key, shown this once", body = CreatedKey),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn create_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -91,14 +99,33 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(CreatedKey { key, row })))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<keys::KeyRow>,
+}
+
+#[utoipa::path(get, path = "/api/v1/keys", tag = "identity",
+    responses(
+        (status = 200, description = "the tenant's keys, newest first (never the keys themselves)",
+         body = KeyList),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn list_keys(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<KeyList>> {
     let keys = keys::list(&state.database, principal.tenant_id).await?;
-    Ok(Json(serde_json::json!({ "keys": keys })))
+    Ok(Json(KeyList { keys }))
 }
 
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "identity",
+    params(("id" = String, Path, format = Uuid, description = "the id")),
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 404, response = NotFound),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -120,7 +147,7 @@ pub async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserBody {
     pub username: String,
@@ -133,6 +160,14 @@ fn reader() -> Role {
     Role::Reader
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "identity", request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "the new user of the admin's tenant", body = users::UserRow),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn create_user(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -150,20 +185,39 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    pub users: Vec<users::UserRow>,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "identity",
+    responses(
+        (status = 200, description = "the tenant's users", body = UserList),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn list_users(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<UserList>> {
     let users = users::list(&state.database, principal.tenant_id).await?;
-    Ok(Json(serde_json::json!({ "users": users })))
+    Ok(Json(UserList { users }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
     pub role: Role,
 }
 
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "identity", request_body = UpdateUserBody,
+    params(("id" = String, Path, format = Uuid, description = "the id")),
+    responses(
+        (status = 200, description = "the user with its new role", body = users::UserRow),
+        (status = 404, response = NotFound),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn update_user(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -186,29 +240,45 @@ pub async fn update_user(
     Ok(Json(user))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     #[serde(default)]
     pub limit: Option<i64>,
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditList {
+    pub entries: Vec<audit::Entry>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "identity", params(AuditQuery),
+    responses(
+        (status = 200, description = "the tenant's audit entries, newest first", body = AuditList),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn list_audit(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<AuditList>> {
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
     let entries = audit::list(&state.database, principal.tenant_id, limit).await?;
-    Ok(Json(serde_json::json!({ "entries": entries })))
+    Ok(Json(AuditList { entries }))
 }
 
 /// Verifies the whole chain (all tenants share it): `{ok, entries_checked, first_broken_seq,
 /// reason}`.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "identity",
+    responses(
+        (status = 200, description = "the verdict on the whole chain", body = audit::Verification),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn verify_audit(State(state): State<AppState>) -> ApiResult<Json<audit::Verification>> {
     Ok(Json(
         audit::verify(&state.database)

@@ -4,7 +4,10 @@ use std::{convert::Infallible, time::Duration};
 
 use axum::{
     Json,
-    extract::{Multipart, Path, Query, State, multipart::MultipartError},
+    extract::{
+        Multipart, Path, Query, State,
+        multipart::{MultipartError, MultipartRejection},
+    },
     http::{HeaderValue, StatusCode, header},
     response::{
         IntoResponse, Response,
@@ -18,11 +21,14 @@ use thinkbank_proto::v1 as pb;
 
 use crate::{
     error::{ApiError, ApiResult},
+    openapi::responses::{
+        BadRequest, Conflict, Internal, NotFound, PayloadTooLarge, Timeout, Unavailable,
+    },
     state::AppState,
     views::{self, AssetView},
 };
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UploadResponse {
     pub asset: AssetView,
     /// True when the same bytes already existed: `asset` is the existing one.
@@ -121,8 +127,28 @@ async fn read_form(mut multipart: Multipart) -> ApiResult<UploadForm> {
 
 /// `POST /api/v1/assets` — multipart with a `file` part; optional `collection_id`,
 /// `external_id`, `metadata` (JSON object) and `wait` (`true` waits until ready or failed).
-pub async fn upload(State(state): State<AppState>, multipart: Multipart) -> ApiResult<Response> {
-    let form = read_form(multipart).await?;
+#[utoipa::path(post, path = "/api/v1/assets", tag = "assets",
+    request_body(content = ref("#/components/schemas/UploadForm"),
+                 content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "stored and queued (or, with `wait`, ready or failed)",
+         body = UploadResponse,
+         headers(("Location" = String, description = "the new asset's URL"))),
+        (status = 200, description = "the same bytes were already stored: the existing asset, \
+                                      `deduplicated: true`", body = UploadResponse,
+         headers(("Location" = String, description = "the existing asset's URL"))),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
+pub async fn upload(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Response> {
+    // A body that is not multipart gets the JSON error shape, not axum's plain-text rejection.
+    let form = read_form(multipart?).await?;
     let Some(file) = form.file else {
         return Err(ApiError::invalid("the multipart body needs a 'file' part"));
     };
@@ -203,22 +229,36 @@ pub async fn upload(State(state): State<AppState>, multipart: Multipart) -> ApiR
     Ok(http)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     collection_id: Option<String>,
+    /// `queued`, `processing`, `ready`, `failed` or `cancelled`.
     status: Option<String>,
+    /// At most 200 (default 50).
+    #[param(maximum = 200)]
     page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
     page_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AssetList)]
 pub struct ListResponse {
     pub assets: Vec<AssetView>,
     pub next_page_token: Option<String>,
 }
 
 /// `GET /api/v1/assets?status=ready&page_size=50&page_token=…`
+#[utoipa::path(get, path = "/api/v1/assets", tag = "assets", params(ListParams),
+    responses(
+        (status = 200, description = "a page of assets, newest first", body = ListResponse),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
@@ -251,6 +291,16 @@ pub async fn list(
 }
 
 /// `GET /api/v1/assets/{id}`
+#[utoipa::path(get, path = "/api/v1/assets/{id}", tag = "assets",
+    params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
+    responses(
+        (status = 200, description = "the asset", body = AssetView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -265,6 +315,17 @@ pub async fn get(
 }
 
 /// `POST /api/v1/assets/{id}/cancel` — stops a queued or processing asset (409 otherwise).
+#[utoipa::path(post, path = "/api/v1/assets/{id}/cancel", tag = "assets",
+    params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
+    responses(
+        (status = 200, description = "the asset, now `cancelled`", body = AssetView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -279,6 +340,17 @@ pub async fn cancel(
 }
 
 /// `POST /api/v1/assets/{id}/reprocess` — queues a ready, failed or cancelled asset again.
+#[utoipa::path(post, path = "/api/v1/assets/{id}/reprocess", tag = "assets",
+    params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
+    responses(
+        (status = 200, description = "the asset, queued again", body = AssetView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn reprocess(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -320,6 +392,16 @@ pub async fn reject_oversized(
 }
 
 /// `DELETE /api/v1/assets/{id}` — 204 on success.
+#[utoipa::path(delete, path = "/api/v1/assets/{id}", tag = "assets",
+    params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
+    responses(
+        (status = 204, description = "deleted with its chunks, vectors and stored bytes"),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<crate::auth::Principal>,
@@ -346,6 +428,19 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/assets/{id}/events` — SSE: one `asset` event per progress change, then `done`.
+#[utoipa::path(get, path = "/api/v1/assets/{id}/events", tag = "assets",
+    params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
+    responses(
+        (status = 200, description = "Server-Sent Events until the asset is final (see \
+                                      `AssetStreamEvent` and the stream framing above)",
+         content_type = "text/event-stream",
+         body = ref("#/components/schemas/AssetStreamEvent")),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,

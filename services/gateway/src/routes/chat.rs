@@ -30,6 +30,9 @@ use tonic::Streaming;
 use super::ApiJson;
 use crate::{
     error::{ApiError, ApiResult},
+    openapi::responses::{
+        BadRequest, Internal, NotFound, PayloadTooLarge, Timeout, Unavailable, UnsupportedMediaType,
+    },
     state::AppState,
     views::{self, HitView},
 };
@@ -105,6 +108,13 @@ impl Drop for Registration {
 
 /// `POST /api/v1/chat/{conversation_id}/stop`: 204 when a running answer was stopped (the
 /// worker stores it with finish reason `cancelled`), 404 when none runs on this gateway.
+#[utoipa::path(post, path = "/api/v1/chat/{conversation_id}/stop", tag = "chat",
+    params(("conversation_id" = String, Path, format = Uuid, description = "from the `sources` event")),
+    responses(
+        (status = 204, description = "stopped: the stream ends with an `error` event \
+                                      (code `cancelled`), then `done`"),
+        (status = 404, response = NotFound),
+    ))]
 pub async fn stop(
     State(state): State<AppState>,
     Path(conversation_id): Path<String>,
@@ -119,31 +129,37 @@ pub async fn stop(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     pub question: String,
+    /// Earlier turns, oldest first (not with `conversation_id`).
     #[serde(default)]
     pub history: Vec<HistoryMessage>,
     #[serde(default)]
     pub collection_ids: Vec<String>,
     /// Sources to retrieve, 1..=20 (default 5).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 20)]
     pub top_k: Option<u32>,
     /// Continue this stored conversation (then `history` must be empty).
     #[serde(default)]
+    #[schema(format = Uuid)]
     pub conversation_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryMessage {
     /// "user" or "assistant".
+    #[schema(pattern = "^(user|assistant)$")]
     pub role: String,
     pub content: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A retrieved source; the answer cites it as `[index]`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Source)]
 pub struct SourceView {
     index: u32,
     hit: Option<HitView>,
@@ -156,19 +172,27 @@ pub fn source_view(source: pb::Source) -> SourceView {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct SourcesData {
+/// Data of the `sources` event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ChatSources)]
+pub struct SourcesData {
     sources: Vec<SourceView>,
+    /// The stored conversation this exchange belongs to (for `stop`, resume and follow-ups).
     conversation_id: String,
 }
 
-#[derive(Debug, Serialize)]
-struct DeltaData<'a> {
+/// Data of a `delta` event: the answer's next piece; concatenated, the deltas are the answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ChatDelta)]
+pub struct DeltaData<'a> {
     text: &'a str,
 }
 
-#[derive(Debug, Serialize)]
-struct FinalData {
+/// Data of the `final` event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ChatFinal)]
+pub struct FinalData {
+    /// `stop`, `length`, `cancelled` or `error`.
     finish_reason: &'static str,
     answer_mode: &'static str,
     model: String,
@@ -179,7 +203,8 @@ struct FinalData {
     history_messages_dropped: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ChatUsage)]
 struct UsageData {
     prompt_tokens: u32,
     completion_tokens: u32,
@@ -187,7 +212,8 @@ struct UsageData {
     estimated: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ChatTimings)]
 struct TimingsData {
     retrieval_ms: f64,
     time_to_first_token_ms: f64,
@@ -195,7 +221,9 @@ struct TimingsData {
     total_ms: f64,
 }
 
-#[derive(Debug, Serialize)]
+/// A `[n]` of the answer, checked against source n.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Citation)]
 pub struct CitationData {
     source_index: u32,
     verified: bool,
@@ -214,6 +242,20 @@ fn role(name: &str) -> Result<pb::ChatRole, ApiError> {
     }
 }
 
+/// `POST /api/v1/chat`
+#[utoipa::path(post, path = "/api/v1/chat", tag = "chat", request_body = ChatRequest,
+    responses(
+        (status = 200, description = "the answer as Server-Sent Events (see `ChatStreamEvent` \
+                                      and the stream framing above)",
+         content_type = "text/event-stream", body = ref("#/components/schemas/ChatStreamEvent")),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn chat(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ChatRequest>,

@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 use super::chat::SseItem;
 use crate::{
     error::{ApiError, ApiResult},
+    openapi::responses::{BadRequest, NotFound},
     state::AppState,
 };
 
@@ -181,6 +182,19 @@ impl Drop for Subscriber {
 }
 
 /// `GET /api/v1/chat/{conversation_id}/events` with `Last-Event-ID`: the rest of a stream.
+#[utoipa::path(get, path = "/api/v1/chat/{conversation_id}/events", tag = "chat",
+    params(
+        ("conversation_id" = String, Path, format = Uuid, description = "from the `sources` event"),
+        ("Last-Event-ID" = Option<u64>, Header,
+         description = "the last event id received; the stream continues after it (default 0)"),
+    ),
+    responses(
+        (status = 200, description = "the answer's events after `Last-Event-ID`, then the live \
+                                      ones (see `ChatStreamEvent`)",
+         content_type = "text/event-stream", body = ref("#/components/schemas/ChatStreamEvent")),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+    ))]
 pub async fn resume(
     State(state): State<AppState>,
     Path(conversation_id): Path<String>,

@@ -13,16 +13,28 @@ use super::ApiJson;
 use super::chat::{
     CitationData, SourceView, answer_mode_name, citation_data, finish_reason_name, source_view,
 };
-use crate::{error::ApiResult, state::AppState, views::rfc3339};
+use crate::{
+    error::ApiResult,
+    openapi::responses::{
+        BadRequest, Internal, NotFound, Timeout, Unavailable, UnsupportedMediaType,
+    },
+    state::AppState,
+    views::rfc3339,
+};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// At most 200 (default 50).
+    #[param(maximum = 200)]
     pub page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
     pub page_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Conversation)]
 pub struct ConversationView {
     id: String,
     title: String,
@@ -31,9 +43,11 @@ pub struct ConversationView {
     message_count: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ConversationMessage)]
 pub struct MessageView {
     id: String,
+    /// `user` or `assistant`.
     role: &'static str,
     content: String,
     sources: Vec<SourceView>,
@@ -45,13 +59,15 @@ pub struct MessageView {
     created_at: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ConversationList)]
 pub struct ListResponse {
     conversations: Vec<ConversationView>,
     next_page_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ConversationWithMessages)]
 pub struct GetResponse {
     conversation: Option<ConversationView>,
     messages: Vec<MessageView>,
@@ -82,6 +98,16 @@ fn message(m: pb::ConversationMessage) -> MessageView {
     }
 }
 
+/// `GET /api/v1/conversations`
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "chat", params(ListParams),
+    responses(
+        (status = 200, description = "stored conversations, most recently updated first",
+         body = ListResponse),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
@@ -107,6 +133,18 @@ pub async fn list(
     }))
 }
 
+/// `GET /api/v1/conversations/{id}`
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "chat",
+    params(("id" = String, Path, format = Uuid, description = "the conversation id")),
+    responses(
+        (status = 200, description = "the conversation with its messages, oldest first",
+         body = GetResponse),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -126,6 +164,17 @@ pub async fn get(
     }))
 }
 
+/// `DELETE /api/v1/conversations/{id}`
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}", tag = "chat",
+    params(("id" = String, Path, format = Uuid, description = "the conversation id")),
+    responses(
+        (status = 204, description = "deleted with its messages"),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -141,13 +190,24 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameBody {
     pub title: String,
 }
 
 /// `PATCH /api/v1/conversations/{id}` with `{"title"}`: the renamed conversation.
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "chat", request_body = RenameBody,
+    params(("id" = String, Path, format = Uuid, description = "the conversation id")),
+    responses(
+        (status = 200, description = "the renamed conversation", body = ConversationView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn rename(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -9,22 +9,30 @@ use thinkbank_proto::v1 as pb;
 use super::ApiJson;
 use crate::{
     error::{ApiError, ApiResult},
+    openapi::responses::{
+        BadRequest, Internal, NotFound, PayloadTooLarge, Timeout, Unavailable, UnsupportedMediaType,
+    },
     state::AppState,
 };
 
-#[derive(Debug, Deserialize)]
+/// One text or a list of texts.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[schema(as = EmbeddingInput)]
 pub enum Input {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EmbeddingsRequest {
     pub input: Input,
+    /// The embedding model (default: the worker's).
     #[serde(default)]
     pub model: Option<String>,
+    /// `float` (default) or `base64` (little-endian f32).
     #[serde(default)]
+    #[schema(pattern = "^(float|base64)$")]
     pub encoding_format: Option<String>,
     /// Only the model's native size is supported.
     #[serde(default)]
@@ -34,27 +42,54 @@ pub struct EmbeddingsRequest {
     pub user: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EmbeddingsResponse {
+    /// Always `list`.
     pub object: &'static str,
     pub data: Vec<EmbeddingItem>,
     pub model: String,
     pub usage: Usage,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EmbeddingItem {
+    /// Always `embedding`.
     pub object: &'static str,
     pub index: usize,
+    /// The vector: numbers, or base64 of little-endian f32 with `encoding_format: base64`.
+    #[schema(schema_with = embedding_schema)]
     pub embedding: serde_json::Value,
 }
 
-#[derive(Debug, Serialize)]
+/// An embedding is dynamic JSON: a list of numbers or a base64 string.
+fn embedding_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Number)))
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .build()
+        .into()
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = EmbeddingUsage)]
 pub struct Usage {
     pub prompt_tokens: u32,
     pub total_tokens: u32,
 }
 
+/// `POST /v1/embeddings`
+#[utoipa::path(post, path = "/v1/embeddings", tag = "openai", request_body = EmbeddingsRequest,
+    responses(
+        (status = 200, description = "one embedding per input, in order", body = EmbeddingsResponse),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<EmbeddingsRequest>,

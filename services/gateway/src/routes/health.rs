@@ -11,28 +11,37 @@ use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `GET /healthz`
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "the process is alive: `{\"status\": \"ok\"}`",
+               body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReadinessCheck)]
 struct Check {
+    /// `ok` or `failing`.
     status: &'static str,
     latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Readiness {
+    /// `ready` or `not_ready`.
     status: &'static str,
+    /// Per dependency: `worker`, and `database` when one is configured.
+    #[schema(value_type = std::collections::BTreeMap<String, Check>)]
     checks: std::collections::BTreeMap<&'static str, Check>,
     /// Informational, not a readiness condition; absent when the worker did not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     llm: Option<LlmInfo>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct LlmInfo {
     /// "extractive" (no LLM configured) or "generative".
     mode: &'static str,
@@ -41,6 +50,13 @@ struct LlmInfo {
     unavailable: bool,
 }
 
+/// `GET /readyz`
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses(
+        (status = 200, description = "every dependency answers", body = Readiness),
+        (status = 503, description = "a dependency is failing; `checks` says which",
+         body = Readiness),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (worker, database, llm) = tokio::join!(
         check_worker(&state),

@@ -15,17 +15,32 @@ use crate::{
     audit,
     auth::{self, Principal, Role, Subject, tokens::IssuedTokens, users},
     error::{ApiError, ApiResult},
+    openapi::responses::{
+        BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized, Unavailable,
+        UnsupportedMediaType,
+    },
     routes::{ApiJson, tenants},
     state::AppState,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     pub username: String,
     pub password: String,
 }
 
+/// Public, limited per client address (`THINKBANK_RATE_LIMIT_AUTH_PER_MIN`).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "identity", security(()),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "signed in", body = IssuedTokens),
+        (status = 400, response = BadRequest),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginBody>,
@@ -65,13 +80,24 @@ pub async fn login(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     pub refresh_token: String,
 }
 
 /// Exchanges a refresh token (once) for new tokens.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "identity", security(()),
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "new tokens; the presented refresh token is spent",
+         body = IssuedTokens),
+        (status = 400, response = BadRequest),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshBody>,
@@ -86,6 +112,15 @@ pub async fn refresh(
 }
 
 /// Revokes a refresh token. The access token expires on its own (within its short lifetime).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "identity", security(()),
+    request_body = RefreshBody,
+    responses(
+        (status = 204, description = "the refresh token is revoked (or was not live)"),
+        (status = 400, response = BadRequest),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub async fn logout(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshBody>,
@@ -94,7 +129,7 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     pub username: String,
@@ -104,7 +139,7 @@ pub struct RegisterBody {
     pub role: Option<Role>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Registered {
     pub user: users::UserRow,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,6 +148,20 @@ pub struct Registered {
 
 /// With an admin's credentials: adds a user to the admin's tenant. Without credentials and
 /// with open sign-up: creates a new tenant whose first user (its admin) this is.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "identity",
+    security((), ("bearer" = [])),
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "the user (and, for open sign-up, its tokens)",
+         body = Registered),
+        (status = 400, response = BadRequest),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -188,7 +237,7 @@ pub async fn audit_user_created(state: &AppState, actor: &str, user: &users::Use
     .await;
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
     pub tenant_id: Uuid,
     pub role: Role,
@@ -197,6 +246,8 @@ pub struct Me {
     pub collection_ids: Option<Vec<Uuid>>,
 }
 
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "identity",
+    responses((status = 200, description = "who the credential belongs to", body = Me)))]
 pub async fn me(Extension(principal): Extension<Principal>) -> Json<Me> {
     let (kind, name) = match &principal.subject {
         Subject::ApiKey { name, .. } => ("api_key", name.clone()),

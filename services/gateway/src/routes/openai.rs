@@ -26,16 +26,22 @@ use tonic::Streaming;
 use super::ApiJson;
 use crate::{
     error::{ApiError, ApiResult},
+    openapi::responses::{
+        BadRequest, Internal, NotFound, PayloadTooLarge, Timeout, Unavailable, UnsupportedMediaType,
+    },
     state::AppState,
 };
 
 /// The one model this façade serves.
 pub const MODEL: &str = "thinkbank";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CompletionRequest {
+    /// `thinkbank` (or empty); any other model is a 404.
     #[serde(default)]
     pub model: Option<String>,
+    /// The last must be a user message: the question; earlier user/assistant turns are the
+    /// history; `system`, `developer` and `tool` messages are ignored.
     pub messages: Vec<InputMessage>,
     #[serde(default)]
     pub stream: Option<bool>,
@@ -47,24 +53,28 @@ pub struct CompletionRequest {
     pub top_k: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StreamOptions {
     #[serde(default)]
     pub include_usage: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct InputMessage {
+    /// `user`, `assistant`, `system`, `developer` or `tool`.
+    #[schema(pattern = "^(user|assistant|system|developer|tool)$")]
     pub role: String,
     #[serde(default)]
     pub content: Option<Content>,
 }
 
 /// A message's content: a string, or a list of parts of which the text parts count.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[schema(as = MessageContent)]
 pub enum Content {
     Text(String),
+    /// Content parts; the `text` of each counts.
     Parts(Vec<Value>),
 }
 
@@ -81,6 +91,10 @@ impl Content {
     }
 }
 
+/// `GET /v1/models`
+#[utoipa::path(get, path = "/v1/models", tag = "openai",
+    responses((status = 200, description = "the one model, `thinkbank`",
+               body = ref("#/components/schemas/ModelList"))))]
 pub async fn models() -> Json<Value> {
     Json(json!({
         "object": "list",
@@ -131,6 +145,25 @@ fn chat_request(body: CompletionRequest) -> Result<pb::ChatStreamRequest, ApiErr
     })
 }
 
+/// `POST /v1/chat/completions`
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai",
+    request_body = CompletionRequest,
+    responses(
+        (status = 200, description = "the answer: one `chat.completion`, or with `stream: true` \
+                                      Server-Sent Events of `chat.completion.chunk`s ending in \
+                                      `[DONE]`",
+         content(
+             (ref("#/components/schemas/ChatCompletion") = "application/json"),
+             (ref("#/components/schemas/ChatCompletionStreamEvent") = "text/event-stream"),
+         )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn completions(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CompletionRequest>,

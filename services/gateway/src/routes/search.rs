@@ -9,20 +9,25 @@ use thinkbank_proto::v1 as pb;
 use super::ApiJson;
 use crate::{
     error::{ApiError, ApiResult},
+    openapi::responses::{
+        BadRequest, Internal, PayloadTooLarge, Timeout, Unavailable, UnsupportedMediaType,
+    },
     state::AppState,
     views::{self, HitView},
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// The query text.
     pub query: String,
     /// Hits to return, 1..=100 (default 10).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     pub top_k: Option<u32>,
     /// "hybrid" (default), "vector" or "keyword".
     #[serde(default)]
+    #[schema(pattern = "^(hybrid|vector|keyword)?$")]
     pub mode: Option<String>,
     #[serde(default)]
     pub collection_ids: Vec<String>,
@@ -36,9 +41,11 @@ pub struct SearchRequest {
     pub media_types: Vec<String>,
     /// RFC 3339; inclusive.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub created_after: Option<String>,
     /// RFC 3339; exclusive.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub created_before: Option<String>,
     /// Conditions on asset metadata; all must hold.
     #[serde(default)]
@@ -48,9 +55,11 @@ pub struct SearchRequest {
     pub fusion: Option<FusionBody>,
     /// "fast", "balanced" (default) or "high".
     #[serde(default)]
+    #[schema(pattern = "^(fast|balanced|high)?$")]
     pub recall: Option<String>,
     /// Explicit `hnsw.ef_search`, 1..=1000.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub ef_search: Option<u32>,
     /// Attach an `explain` object to every hit.
     #[serde(default)]
@@ -60,18 +69,21 @@ pub struct SearchRequest {
     pub page_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MetadataCondition)]
 pub struct MetadataConditionBody {
     pub key: String,
     /// "eq", "ne", "in", "gt" or "lt".
+    #[schema(pattern = "^(eq|ne|in|gt|lt)$")]
     pub op: String,
     #[serde(default)]
     pub value: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SearchFusion)]
 pub struct FusionBody {
     #[serde(default)]
     pub rrf_k: Option<u32>,
@@ -81,7 +93,7 @@ pub struct FusionBody {
     pub keyword_weight: Option<f32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     pub hits: Vec<HitView>,
     /// The mode that ran.
@@ -91,7 +103,8 @@ pub struct SearchResponse {
     pub next_page_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SearchTimings)]
 pub struct Timings {
     pub embed_ms: f64,
     pub vector_ms: f64,
@@ -201,6 +214,17 @@ fn message(body: SearchRequest) -> Result<pb::VectorSearchRequest, ApiError> {
     })
 }
 
+/// `POST /api/v1/search`
+#[utoipa::path(post, path = "/api/v1/search", tag = "search", request_body = SearchRequest,
+    responses(
+        (status = 200, description = "the best hits, best first", body = SearchResponse),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn search(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SearchRequest>,

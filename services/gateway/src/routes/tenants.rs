@@ -13,11 +13,13 @@ use crate::{
     DEFAULT_TENANT_ID, audit,
     auth::{Principal, Role, keys},
     error::{ApiError, ApiResult},
+    openapi::responses::{BadRequest, Conflict, Unavailable, UnsupportedMediaType},
     routes::ApiJson,
     state::AppState,
 };
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = Tenant)]
 pub struct TenantRow {
     pub id: Uuid,
     pub name: String,
@@ -73,19 +75,28 @@ fn require_operator(principal: &Principal) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantBody {
     pub name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedTenant {
     pub tenant: TenantRow,
     /// The new tenant's first admin key. Shown once.
     pub admin_key: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "identity", request_body = CreateTenantBody,
+    responses(
+        (status = 201, description = "the tenant and its first admin key (shown once)",
+         body = CreatedTenant),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn create_route(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -122,15 +133,25 @@ pub async fn create_route(
     ))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<TenantRow>,
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "identity",
+    responses(
+        (status = 200, description = "every tenant (operators only)", body = TenantList),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn list_route(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<TenantList>> {
     require_operator(&principal)?;
     let tenants: Vec<TenantRow> =
         sqlx::query_as("SELECT id, name, created_at FROM worker.tenants ORDER BY created_at")
             .fetch_all(&state.database)
             .await
             .map_err(crate::error::database)?;
-    Ok(Json(serde_json::json!({ "tenants": tenants })))
+    Ok(Json(TenantList { tenants }))
 }

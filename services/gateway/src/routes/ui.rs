@@ -107,6 +107,11 @@ fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `GET /`: the UI for browsers; the JSON index for clients that ask for JSON.
+#[utoipa::path(get, path = "/", tag = "meta", security(()),
+    responses((status = 200,
+        description = "the browser UI (HTML); with `Accept: application/json` and no `text/html`, \
+                       the JSON index of endpoints",
+        content((String = "text/html"), (Object = "application/json")))))]
 pub async fn index(headers: HeaderMap) -> Response {
     if wants_json(&headers) {
         return api_index().await.into_response();
@@ -119,6 +124,8 @@ pub async fn index(headers: HeaderMap) -> Response {
 }
 
 /// `GET /api`: what the gateway offers, as JSON.
+#[utoipa::path(get, path = "/api", tag = "meta", security(()),
+    responses((status = 200, description = "the JSON index of endpoints", body = Object)))]
 pub async fn api_index() -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "name": "thinkbank",
