@@ -261,6 +261,30 @@ async fn a_stream_breaking_after_the_first_token_ends_with_an_error_and_no_retry
 }
 
 #[tokio::test]
+async fn a_corrupt_chunk_from_the_provider_ends_the_answer_with_an_error_not_a_crash() {
+    let fake = FakeLlm::start(
+        Script::words("Magma that reaches the surface is lava [1].").with_garbage_at(2),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let (worker, mut client) = stack(&fake, &db).await;
+
+    let (events, status) = collect(&mut client, ask(QUESTION)).await;
+    // What came before the corrupt chunk reached the client; nothing after it is invented.
+    assert_eq!(deltas(&events), vec!["Magma", " that"]);
+    assert!(!events.iter().any(|e| matches!(e, Event::Final(_))));
+    let status = status.expect("the stream ends with an error status");
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(status.message().contains("unreadable"), "{status:?}");
+    // The worker keeps serving: the next answer works.
+    fake.push_script(Script::words("Lava is molten rock [1]."));
+    let (events, status) = collect(&mut client, ask(QUESTION)).await;
+    assert!(status.is_none(), "{status:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::Final(_))));
+    worker.stop().await;
+}
+
+#[tokio::test]
 async fn dropping_the_grpc_call_drops_the_upstream_llm_request() {
     let tokens: Vec<String> = (0..200).map(|i| format!(" word{i}")).collect();
     let fake = FakeLlm::start(Script::tokens(tokens).with_delay(Duration::from_millis(50))).await;

@@ -50,6 +50,8 @@ pub struct Script {
     pub fail_with: Option<StatusCode>,
     /// Abort the connection after this many tokens (no `[DONE]`).
     pub break_after: Option<usize>,
+    /// Send a corrupt `data:` line (not JSON) in place of this token, then carry on.
+    pub garbage_at: Option<usize>,
     /// Send a usage chunk when the client asks for one (`stream_options.include_usage`).
     pub usage: bool,
     pub finish: FinishQuirk,
@@ -73,6 +75,7 @@ impl Script {
             delay: Duration::ZERO,
             fail_with: None,
             break_after: None,
+            garbage_at: None,
             usage: true,
             finish: FinishQuirk::Value("stop".into()),
         }
@@ -109,6 +112,13 @@ impl Script {
 
     pub fn breaking_after(mut self, tokens: usize) -> Self {
         self.break_after = Some(tokens);
+        self
+    }
+
+    /// A provider that sends a corrupt chunk (`data: {"choices": [{"delta"` cut off) in
+    /// place of token `index`, then the rest of the stream.
+    pub fn with_garbage_at(mut self, index: usize) -> Self {
+        self.garbage_at = Some(index);
         self
     }
 
@@ -403,6 +413,10 @@ fn frames(
                         (guard, Step::Over),
                     ));
                 }
+                Step::Token(i) if Some(i) == script.garbage_at => (
+                    "data: {\"id\": \"chatcmpl-fake\", \"choices\": [{\"delta\"\n\n".to_owned(),
+                    Step::Token(i + 1),
+                ),
                 Step::Token(i) => match script.tokens.get(i) {
                     Some(token) => {
                         tokio::time::sleep(script.delay).await;
