@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{AnswerMode, ChatEvent, ChatSummary, FinishReason, Turn, citations, sentences};
 use crate::{
-    embed::{LocalEmbedder, cosine},
+    embed::{LocalEmbedder, Registry, cosine},
     error::{Result, WorkerError},
     search::{self, Filters},
 };
@@ -27,6 +27,7 @@ pub const NOTHING_FOUND: &str =
 pub struct Request<'a> {
     pub pool: &'a sqlx::PgPool,
     pub embedder: &'a LocalEmbedder,
+    pub models: &'a Registry,
     pub tenant_id: Uuid,
     pub question: &'a str,
     pub history: &'a [Turn],
@@ -44,7 +45,7 @@ pub async fn answer_extractive(
     let embedder = request.embedder.clone();
     let (hits, query_vector) = super::retrieve(
         request.pool,
-        &embedder,
+        request.models,
         request.tenant_id,
         super::retrieve::retrieval_query(request.question, request.history),
         &request.filters,

@@ -146,6 +146,7 @@ async fn answer(
             let request = chat::generative::Request {
                 pool: &state.pool,
                 embedder: &state.embedder,
+                models: &state.models,
                 llm,
                 tenant_id,
                 question,
@@ -159,6 +160,7 @@ async fn answer(
             let request = chat::extractive::Request {
                 pool: &state.pool,
                 embedder: &state.embedder,
+                models: &state.models,
                 tenant_id,
                 question,
                 history,

@@ -2,6 +2,7 @@
 
 mod chat;
 mod convert;
+mod embeddings;
 mod search_convert;
 mod service;
 mod uploads;
