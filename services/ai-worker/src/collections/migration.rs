@@ -99,7 +99,7 @@ pub async fn cancel(pool: &PgPool, tenant_id: Uuid, collection_id: Uuid) -> Resu
 
 /// Chunks of the collection with a `target` vector, of all its chunks.
 pub async fn progress(
-    pool: &PgPool,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     tenant_id: Uuid,
     collection_id: Uuid,
     target: &str,
@@ -113,7 +113,7 @@ pub async fn progress(
     .bind(tenant_id)
     .bind(collection_id)
     .bind(target)
-    .fetch_one(pool)
+    .fetch_one(&mut **tx)
     .await?;
     Ok(Progress {
         done: done.min(total),

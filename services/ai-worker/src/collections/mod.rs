@@ -112,44 +112,55 @@ pub async fn create(
     })
 }
 
+/// A read-only transaction with one snapshot, so a view never shows a switched migration next
+/// to the collection's old model.
+async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 pub async fn list(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<CollectionView>> {
+    let mut tx = snapshot(pool).await?;
     let rows: Vec<CollectionRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM worker.collections c WHERE c.tenant_id = $1 \
          ORDER BY c.created_at, c.id"
     ))
     .bind(tenant_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        out.push(view(pool, row).await?);
+        out.push(view(&mut tx, row).await?);
     }
+    tx.commit().await?;
     Ok(out)
 }
 
 pub async fn get(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<CollectionView> {
-    let row = row(pool, tenant_id, id).await?;
-    view(pool, row).await
-}
-
-pub async fn row(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<CollectionRow> {
-    sqlx::query_as(&format!(
+    let mut tx = snapshot(pool).await?;
+    let row: CollectionRow = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM worker.collections c WHERE c.id = $1 AND c.tenant_id = $2"
     ))
     .bind(id)
     .bind(tenant_id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| WorkerError::NotFound(format!("collection {id} not found")))
+    .ok_or_else(|| WorkerError::NotFound(format!("collection {id} not found")))?;
+    let view = view(&mut tx, row).await?;
+    tx.commit().await?;
+    Ok(view)
 }
 
-async fn view(pool: &PgPool, row: CollectionRow) -> Result<CollectionView> {
+async fn view(tx: &mut Transaction<'_, Postgres>, row: CollectionRow) -> Result<CollectionView> {
     let chunk_count: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM worker.chunks WHERE tenant_id = $1 AND collection_id = $2",
     )
     .bind(row.tenant_id)
     .bind(row.id)
-    .fetch_one(pool)
+    .fetch_one(&mut **tx)
     .await?;
     let latest: Option<MigrationRow> = sqlx::query_as(
         "SELECT id, collection_id, source_model, target_model, status, error, created_at, \
@@ -159,13 +170,13 @@ async fn view(pool: &PgPool, row: CollectionRow) -> Result<CollectionView> {
     )
     .bind(row.tenant_id)
     .bind(row.id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut **tx)
     .await?;
     let migration = match latest {
         Some(m) => {
             let progress = match m.status.as_str() {
                 "running" => {
-                    migration::progress(pool, row.tenant_id, row.id, &m.target_model).await?
+                    migration::progress(tx, row.tenant_id, row.id, &m.target_model).await?
                 }
                 // A finished migration's figures are final: all or nothing was moved.
                 "completed" => Progress {
