@@ -177,6 +177,7 @@ def main():
     parser.add_argument("--delete-venv", action="store_true", help="remove the venv afterwards")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     work = os.path.join(ROOT, ".data/bench-embed")
     os.makedirs(work, exist_ok=True)
     texts = corpus(args.texts)
@@ -261,6 +262,8 @@ def main():
         },
         "versions": {"torch": py.get("torch_version"), "onnxruntime": py.get("onnxruntime_version")},
         "int8": "not shipped: see README (Benchmarks)",
+        # Other processes competing for the cores skew every engine; recorded to judge a run.
+        "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
     }
     path = os.path.join(ROOT, "bench/results/embed.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
