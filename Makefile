@@ -20,7 +20,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help run stop test setup build fmt lint clean eval bench-ingest bench-chat
+.PHONY: help run stop test setup build fmt lint clean eval bench-ingest bench-chat bench-embed
 
 help: ## list the targets
 	@echo "thinkbank make targets:"
@@ -61,3 +61,6 @@ clean: ## stop everything and delete .data/ (venv, databases, logs, objects)
 
 bench-ingest: ## ingest the Rust Book through the gateway; figures to bench/results/ingest.json
 	@$(DEV) bench ingest $(ARGS)
+
+bench-embed: ## local embedder vs sentence-transformers (torch) and onnxruntime, same texts → bench/results/embed.json
+	@$(PYTHON) deploy/local/bench_embed.py $(ARGS)

@@ -10,6 +10,7 @@ const PROTO_FILES: &[&str] = &[
     "proto/thinkbank/v1/ai_worker.proto",
     "proto/thinkbank/v1/assets.proto",
     "proto/thinkbank/v1/chat.proto",
+    "proto/thinkbank/v1/collections.proto",
     "proto/thinkbank/v1/embeddings.proto",
     "proto/thinkbank/v1/search.proto",
 ];

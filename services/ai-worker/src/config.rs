@@ -68,6 +68,14 @@ pub struct Config {
     #[arg(long, env = "THINKBANK_CHUNK_OVERLAP_TOKENS", default_value_t = 32)]
     pub chunk_overlap_tokens: usize,
 
+    /// Chunks re-embedded per step of a collection's model migration.
+    #[arg(long, env = "THINKBANK_MIGRATION_BATCH", default_value_t = 64)]
+    pub migration_batch: usize,
+
+    /// Embedding models (`THINKBANK_EMBEDDING_MODELS`, `THINKBANK_EMBED_*`).
+    #[command(flatten)]
+    pub embed: crate::embed::registry::EmbedConfig,
+
     #[command(flatten)]
     pub parsing: crate::ingest::parse::ParseSettings,
 

@@ -11,6 +11,8 @@ pub enum WorkerError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
     FailedPrecondition(String),
     #[error("{0}")]
     Unimplemented(String),
@@ -35,6 +37,7 @@ impl WorkerError {
         match self {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::AlreadyExists(_) => ErrorCode::AlreadyExists,
             Self::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
             Self::Unimplemented(_) => ErrorCode::Unimplemented,
             Self::Unavailable(_) => ErrorCode::Unavailable,

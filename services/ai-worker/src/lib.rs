@@ -6,6 +6,7 @@
 
 pub mod assets;
 pub mod chat;
+pub mod collections;
 pub mod config;
 pub mod db;
 pub mod embed;
@@ -33,7 +34,8 @@ pub use config::Config;
 
 use crate::{
     assets::Assets,
-    embed::LocalEmbedder,
+    collections::migration::Migrator,
+    embed::{LocalEmbedder, Registry},
     grpc::AiWorkerService,
     ingest::{chunker::ChunkSettings, objects::Objects, runner::Runner},
 };
@@ -48,7 +50,10 @@ pub struct State {
     pub pool: PgPool,
     pub assets: Assets,
     pub objects: Objects,
+    /// The in-process model: tokenizer for chunking and prompts, sentence ranking.
     pub embedder: LocalEmbedder,
+    /// Every configured embedding model by name.
+    pub models: Registry,
     /// The LLM for generative answers; `None` means extractive answers.
     pub llm: Option<llm::Llm>,
     pub max_asset_bytes: usize,
@@ -117,11 +122,20 @@ pub async fn run(
     let state = Arc::new(state);
     let _ = cell.set(state.clone());
 
+    let worker_id = format!("{}-{}", local_addr, Uuid::new_v4());
     let runner = Runner {
         pool: state.pool.clone(),
         assets: state.assets.clone(),
         objects: state.objects.clone(),
         embedder: state.embedder.clone(),
+        registry: state.models.clone(),
+        migrator: Migrator {
+            pool: state.pool.clone(),
+            registry: state.models.clone(),
+            worker_id: worker_id.clone(),
+            lease: config.ingest_lease,
+            batch: config.migration_batch.max(1),
+        },
         chunking: ChunkSettings {
             max_tokens: config
                 .chunk_tokens
@@ -132,7 +146,7 @@ pub async fn run(
         vision: llm::Llm::vision_from_config(&config.llm)
             .context("cannot set up the vision model client")?
             .map(Arc::new),
-        worker_id: format!("{}-{}", local_addr, Uuid::new_v4()),
+        worker_id,
         lease: config.ingest_lease,
         max_attempts: config.ingest_max_attempts.max(1),
         wake: state.wake.clone(),
@@ -141,7 +155,7 @@ pub async fn run(
     health
         .set_serving::<AiWorkerServer<AiWorkerService>>()
         .await;
-    tracing::info!(%local_addr, model = %state.embedder.info().name, "worker ready (SERVING)");
+    tracing::info!(%local_addr, models = ?state.models.names(), default_model = %state.models.default_model().info().name, "worker ready (SERVING)");
 
     let probe = tokio::spawn(probe_database(
         state.pool.clone(),
@@ -177,9 +191,14 @@ async fn initialise(config: &Config) -> anyhow::Result<State> {
                 config.embed_model_dir.display()
             )
         })?;
-    db::ensure_vector_index(&pool, embedder.info())
-        .await
-        .context("cannot create the vector index")?;
+    let models = Registry::new(embedder.clone(), &config.embed)
+        .map_err(anyhow::Error::msg)
+        .context("cannot set up the embedding models")?;
+    for model in models.models() {
+        db::ensure_vector_index(&pool, model)
+            .await
+            .with_context(|| format!("cannot create the vector index of {}", model.name))?;
+    }
     let objects = Objects::local(&config.object_store_dir).with_context(|| {
         format!(
             "cannot open the object store at {}",
@@ -199,6 +218,7 @@ async fn initialise(config: &Config) -> anyhow::Result<State> {
         pool,
         objects,
         embedder,
+        models,
         max_asset_bytes: config.max_asset_bytes,
         wake: Arc::new(Notify::new()),
     })

@@ -50,6 +50,26 @@ impl Tenant {
     /// Begins a transaction in which only this tenant's rows exist.
     pub async fn begin(&self, pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
         let mut tx = pool.begin().await?;
+        self.enter(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// The same, reading from one snapshot (REPEATABLE READ, READ ONLY), for views that must
+    /// be consistent across several queries.
+    pub async fn begin_snapshot(
+        &self,
+        pool: &PgPool,
+    ) -> sqlx::Result<Transaction<'static, Postgres>> {
+        let mut tx = pool.begin().await?;
+        // Must precede every other statement of the transaction.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        self.enter(&mut tx).await?;
+        Ok(tx)
+    }
+
+    async fn enter(&self, tx: &mut Transaction<'static, Postgres>) -> sqlx::Result<()> {
         let collections = self
             .collections
             .as_deref()
@@ -69,9 +89,9 @@ impl Tenant {
         )
         .bind(self.id.to_string())
         .bind(collections)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        Ok(tx)
+        Ok(())
     }
 }
 

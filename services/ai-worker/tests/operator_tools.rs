@@ -40,17 +40,23 @@ const CHAT_STREAM: &str = r#"grpcurl -plaintext -d '{"question": "What causes oc
 /// The document `PROCESS_ASSET` uploads from the working directory.
 const TIDES_MD: &str = "# Tides\n\nOcean tides are caused mainly by the gravitational pull of the Moon on the Earth. Most coasts see two high tides a day.\n";
 
-const AI_WORKER_METHODS: [&str; 16] = [
+const AI_WORKER_METHODS: [&str; 22] = [
     "thinkbank.v1.AiWorker.CancelAsset",
+    "thinkbank.v1.AiWorker.CancelMigration",
     "thinkbank.v1.AiWorker.ChatStream",
+    "thinkbank.v1.AiWorker.CreateCollection",
     "thinkbank.v1.AiWorker.DeleteAsset",
     "thinkbank.v1.AiWorker.DeleteConversation",
     "thinkbank.v1.AiWorker.GetAsset",
     "thinkbank.v1.AiWorker.GetChatInfo",
+    "thinkbank.v1.AiWorker.GetCollection",
     "thinkbank.v1.AiWorker.GetConversation",
     "thinkbank.v1.AiWorker.GetEmbedding",
     "thinkbank.v1.AiWorker.ListAssets",
+    "thinkbank.v1.AiWorker.ListCollections",
     "thinkbank.v1.AiWorker.ListConversations",
+    "thinkbank.v1.AiWorker.ListEmbeddingModels",
+    "thinkbank.v1.AiWorker.MigrateCollection",
     "thinkbank.v1.AiWorker.ProcessAsset",
     "thinkbank.v1.AiWorker.RenameConversation",
     "thinkbank.v1.AiWorker.ReprocessAsset",

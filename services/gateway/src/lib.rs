@@ -81,6 +81,16 @@ pub fn router(state: AppState) -> Router {
                 .patch(routes::conversations::rename)
                 .delete(routes::conversations::delete),
         )
+        .route(
+            "/api/v1/collections",
+            post(routes::collections::create).get(routes::collections::list),
+        )
+        .route("/api/v1/collections/{id}", get(routes::collections::get))
+        .route(
+            "/api/v1/collections/{id}/migration",
+            post(routes::collections::migrate).delete(routes::collections::cancel_migration),
+        )
+        .route("/api/v1/embedding-models", get(routes::collections::models))
         .route("/v1/embeddings", post(routes::embeddings::create))
         .route("/v1/chat/completions", post(routes::openai::completions))
         .route("/v1/models", get(routes::openai::models))

@@ -1,4 +1,5 @@
-//! The one allowed fake: an OpenAI-compatible chat server for tests, on `127.0.0.1:0`.
+//! The one allowed fake: an OpenAI-compatible chat and embeddings server for tests, on
+//! `127.0.0.1:0` (embeddings: see [`crate::fake_embeddings`]).
 //!
 //! It speaks the real wire format (`POST /v1/chat/completions` streamed as
 //! `data: {chat.completion.chunk}` lines ending with `data: [DONE]`, or one `chat.completion`
@@ -172,6 +173,8 @@ struct Shared {
 pub struct FakeLlm {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
+    /// The `/v1/embeddings` side: scripted failures, recorded batches.
+    pub embeddings: crate::fake_embeddings::FakeEmbeddings,
     shutdown: CancellationToken,
 }
 
@@ -188,10 +191,12 @@ impl FakeLlm {
             default_script: Mutex::new(default),
             ..Shared::default()
         });
+        let embeddings = crate::fake_embeddings::FakeEmbeddings::default();
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
             .route("/v1/models", get(models))
-            .with_state(shared.clone());
+            .with_state(shared.clone())
+            .merge(embeddings.router());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("cannot bind the fake LLM port");
@@ -210,6 +215,7 @@ impl FakeLlm {
         Self {
             addr,
             shared,
+            embeddings,
             shutdown,
         }
     }

@@ -6,9 +6,11 @@
     reason = "test set-up fails loudly with a message"
 )]
 
+pub mod fake_embeddings;
 mod fake_llm;
 mod gateway;
 
+pub use fake_embeddings::{FakeEmbeddings, fake_vector};
 pub use fake_llm::{FAKE_MODEL, FakeLlm, FinishQuirk, RecordedRequest, Script};
 pub use gateway::{
     GatewayHandle, SseEvent, SseJson, bootstrap_key_for, client_with_key, read_sse, spawn_gateway,
@@ -171,6 +173,8 @@ pub fn worker_config(
         max_asset_bytes: 10 * 1024 * 1024,
         chunk_tokens: 200,
         chunk_overlap_tokens: 32,
+        migration_batch: 64,
+        embed: thinkbank_ai_worker::embed::registry::EmbedConfig::default(),
         parsing: thinkbank_ai_worker::ingest::parse::ParseSettings::default(),
         llm: thinkbank_ai_worker::llm::LlmConfig::default(),
     }

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::{AnswerMode, ChatEvent, ChatSummary, FinishReason, Turn, citations, sentences};
 use crate::{
-    embed::{LocalEmbedder, cosine},
+    embed::{LocalEmbedder, Registry, cosine},
     error::{Result, WorkerError},
     search::{self, Filters},
     tenancy::Tenant,
@@ -27,6 +27,7 @@ pub const NOTHING_FOUND: &str =
 pub struct Request<'a> {
     pub pool: &'a sqlx::PgPool,
     pub embedder: &'a LocalEmbedder,
+    pub models: &'a Registry,
     pub tenant: &'a Tenant,
     pub question: &'a str,
     pub history: &'a [Turn],
@@ -44,7 +45,7 @@ pub async fn answer_extractive(
     let embedder = request.embedder.clone();
     let (hits, query_vector) = super::retrieve(
         request.pool,
-        &embedder,
+        request.models,
         request.tenant,
         super::retrieve::retrieval_query(request.question, request.history),
         &request.filters,

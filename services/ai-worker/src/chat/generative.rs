@@ -15,7 +15,7 @@ use super::{
     prompt, retrieve, rewrite,
 };
 use crate::{
-    embed::LocalEmbedder,
+    embed::{LocalEmbedder, Registry},
     error::{Result, WorkerError},
     llm::{Llm, LlmError, LlmEvent, Started},
     search::Filters,
@@ -25,6 +25,7 @@ use crate::{
 pub struct Request<'a> {
     pub pool: &'a sqlx::PgPool,
     pub embedder: &'a LocalEmbedder,
+    pub models: &'a Registry,
     pub llm: &'a Llm,
     pub tenant: &'a Tenant,
     pub question: &'a str,
@@ -58,7 +59,7 @@ pub async fn answer_generative(
     };
     let (hits, _) = retrieve::retrieve(
         request.pool,
-        request.embedder,
+        request.models,
         request.tenant,
         query,
         &request.filters,

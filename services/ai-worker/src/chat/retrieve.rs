@@ -2,45 +2,33 @@
 //! switching to hybrid search is a one-line change here.
 
 use crate::{
-    embed::LocalEmbedder,
+    embed::Registry,
     error::{Result, WorkerError},
     search::{self, Filters, Hit},
     tenancy::Tenant,
 };
 
-/// The `top_k` chunks for `query`, best first, with the query's embedding (the extractive
-/// answerer ranks sentences against it).
+/// The `top_k` chunks for `query`, best first, with the query's embedding by the local model
+/// (the extractive answerer ranks sentences against it).
 pub async fn retrieve(
     pool: &sqlx::PgPool,
-    embedder: &LocalEmbedder,
+    models: &Registry,
     tenant: &Tenant,
     query: String,
     filters: &Filters,
     top_k: usize,
 ) -> Result<(Vec<Hit>, Vec<f32>)> {
-    let query_vector = embed_one(embedder, query).await?;
-    let hits = search::vector(
-        pool,
-        tenant,
-        embedder.info(),
-        &query_vector,
-        filters,
-        top_k,
-        0.0,
-    )
-    .await?;
+    let (hits, vectors) = search::vector(pool, models, tenant, &query, filters, top_k).await?;
+    let local = &models.local().info().name;
+    let query_vector = match vectors.into_iter().find(|(model, _)| model == local) {
+        Some((_, vector)) => vector,
+        None => models
+            .get(local)?
+            .embed_one(query)
+            .await
+            .map_err(WorkerError::from)?,
+    };
     Ok((hits, query_vector))
-}
-
-async fn embed_one(embedder: &LocalEmbedder, text: String) -> Result<Vec<f32>> {
-    let model = embedder.clone();
-    let mut out = tokio::task::spawn_blocking(move || model.embed_blocking(&[text.as_str()]))
-        .await
-        .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
-        .map_err(WorkerError::Embedding)?;
-    out.pop()
-        .map(|e| e.vector)
-        .ok_or_else(|| WorkerError::Embedding("no vector returned".into()))
 }
 
 /// The text retrieval runs on. A follow-up question is retrieved with the previous user turn

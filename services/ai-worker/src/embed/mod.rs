@@ -1,9 +1,44 @@
 //! Text embeddings. Every vector is tagged with the `ModelInfo` that produced it, so vectors of
 //! different models are never compared with each other.
+//!
+//! An [`Embedder`] is one configured model on one backend (the in-process candle model behind
+//! the dynamic [`Batcher`], or an OpenAI-compatible API); the [`Registry`] holds every
+//! configured model by name.
 
+mod batcher;
+pub mod cache;
 mod local;
+pub mod openai;
+pub mod registry;
 
+pub use batcher::{BatchSettings, Batcher};
 pub use local::LocalEmbedder;
+pub use openai::{OpenAiEmbedder, RemoteModelSpec};
+pub use registry::{Embedder, Registry};
+
+/// Why embedding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// The provider is overloaded, down or unreachable (after retries, or circuit open).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The provider answered something unusable (a 4xx, a wrong number of vectors).
+    #[error("{0}")]
+    Upstream(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<EmbedError> for crate::error::WorkerError {
+    fn from(error: EmbedError) -> Self {
+        match error {
+            EmbedError::Unavailable(message) => Self::Unavailable(message),
+            EmbedError::Upstream(message) | EmbedError::Internal(message) => {
+                Self::Embedding(message)
+            }
+        }
+    }
+}
 
 /// Identity of an embedding model as stored next to its vectors.
 #[derive(Debug, Clone, PartialEq, Eq)]

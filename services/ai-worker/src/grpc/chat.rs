@@ -147,6 +147,7 @@ async fn answer(
             let request = chat::generative::Request {
                 pool: &state.pool,
                 embedder: &state.embedder,
+                models: &state.models,
                 llm,
                 tenant,
                 question,
@@ -160,6 +161,7 @@ async fn answer(
             let request = chat::extractive::Request {
                 pool: &state.pool,
                 embedder: &state.embedder,
+                models: &state.models,
                 tenant,
                 question,
                 history,

@@ -3,6 +3,7 @@
 mod caller;
 mod chat;
 mod convert;
+mod embeddings;
 mod search_convert;
 mod service;
 mod uploads;

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, search_convert};
+use super::{convert, embeddings, search_convert};
 use crate::{
     State,
     assets::ListFilter,
@@ -24,8 +24,6 @@ use crate::{
     tenancy::Tenant,
 };
 
-/// Texts per GetEmbedding call.
-const MAX_EMBED_TEXTS: usize = 256;
 /// Bytes of one query or question.
 const MAX_QUERY_BYTES: usize = 8 * 1024;
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -157,63 +155,10 @@ impl AiWorker for AiWorkerService {
     ) -> Result<Response<pb::GetEmbeddingResponse>, Status> {
         let state = self.state()?;
         self.caller(&request)?;
-        let message = request.into_inner();
-        let info = state.embedder.info().clone();
-        if !message.model.is_empty() && message.model != info.name {
-            return Err(WorkerError::InvalidArgument(format!(
-                "unknown model '{}'; available: {}",
-                message.model, info.name
-            ))
-            .into());
-        }
-        if message.texts.is_empty() {
-            return Err(WorkerError::InvalidArgument(
-                "texts must contain at least one text".into(),
-            )
-            .into());
-        }
-        if message.texts.len() > MAX_EMBED_TEXTS {
-            return Err(WorkerError::InvalidArgument(format!(
-                "texts holds {} texts; at most {MAX_EMBED_TEXTS} per call",
-                message.texts.len()
-            ))
-            .into());
-        }
-        if let Some(i) = message.texts.iter().position(|t| t.trim().is_empty()) {
-            return Err(WorkerError::InvalidArgument(format!("texts[{i}] is empty")).into());
-        }
-        let embedder = state.embedder.clone();
-        let texts = message.texts;
-        let embedded = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            embedder.embed_blocking(&refs)
-        })
-        .await
-        .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
-        .map_err(WorkerError::Embedding)?;
-        if message.strict
-            && let Some(i) = embedded.iter().position(|e| e.truncated)
-        {
-            return Err(WorkerError::InvalidArgument(format!(
-                "texts[{i}] is longer than the model's {} token limit (strict mode)",
-                info.max_tokens
-            ))
-            .into());
-        }
-        let total_tokens = embedded.iter().map(|e| e.token_count).sum::<usize>();
-        Ok(Response::new(pb::GetEmbeddingResponse {
-            embeddings: embedded
-                .into_iter()
-                .map(|e| pb::Embedding {
-                    values: e.vector,
-                    token_count: u32::try_from(e.token_count).unwrap_or(u32::MAX),
-                    truncated: e.truncated,
-                })
-                .collect(),
-            model: info.name,
-            dimensions: u32::try_from(info.dimensions).unwrap_or(0),
-            total_tokens: u32::try_from(total_tokens).unwrap_or(u32::MAX),
-        }))
+        super::embeddings::get_embedding(&state, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
     }
 
     async fn vector_search(
@@ -226,7 +171,7 @@ impl AiWorker for AiWorkerService {
         require_text("query", &message.query)?;
         let query = search_convert::query(message)?;
         let mode = query.mode;
-        let outcome = search::search(&state.pool, &state.embedder, &tenant, &query).await?;
+        let outcome = search::search(&state.pool, &state.models, &tenant, &query).await?;
         Ok(Response::new(search_convert::response(outcome, mode)))
     }
 
@@ -433,6 +378,73 @@ impl AiWorker for AiWorkerService {
         let asset = state.assets.reprocess(&tenant, id).await?;
         state.wake.notify_one();
         Ok(Response::new(convert::asset(&asset)))
+    }
+
+    async fn create_collection(
+        &self,
+        request: Request<pb::CreateCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let state = self.state()?;
+        let tenant = self.caller(&request)?;
+        let collection =
+            embeddings::create_collection(&state, &tenant, request.into_inner()).await?;
+        Ok(Response::new(collection))
+    }
+
+    async fn list_collections(
+        &self,
+        request: Request<pb::ListCollectionsRequest>,
+    ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        let state = self.state()?;
+        let tenant = self.caller(&request)?;
+        let views = crate::collections::list(&state.pool, &tenant).await?;
+        Ok(Response::new(pb::ListCollectionsResponse {
+            collections: views.into_iter().map(embeddings::collection).collect(),
+        }))
+    }
+
+    async fn get_collection(
+        &self,
+        request: Request<pb::GetCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let state = self.state()?;
+        let tenant = self.caller(&request)?;
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        let view = crate::collections::get(&state.pool, &tenant, id).await?;
+        Ok(Response::new(embeddings::collection(view)))
+    }
+
+    async fn migrate_collection(
+        &self,
+        request: Request<pb::MigrateCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let state = self.state()?;
+        let tenant = self.caller(&request)?;
+        let message = request.into_inner();
+        let id = parse_uuid("id", &message.id)?;
+        let collection = embeddings::migrate(&state, &tenant, id, &message.target_model).await?;
+        Ok(Response::new(collection))
+    }
+
+    async fn cancel_migration(
+        &self,
+        request: Request<pb::CancelMigrationRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let state = self.state()?;
+        let tenant = self.caller(&request)?;
+        let id = parse_uuid("id", &request.get_ref().id)?;
+        crate::collections::migration::cancel(&state.pool, &tenant, id).await?;
+        let view = crate::collections::get(&state.pool, &tenant, id).await?;
+        Ok(Response::new(embeddings::collection(view)))
+    }
+
+    async fn list_embedding_models(
+        &self,
+        request: Request<pb::ListEmbeddingModelsRequest>,
+    ) -> Result<Response<pb::ListEmbeddingModelsResponse>, Status> {
+        let state = self.state()?;
+        self.caller(&request)?;
+        Ok(Response::new(embeddings::list_models(&state)))
     }
 
     type WatchAssetStream = EventStream<pb::WatchAssetResponse>;

@@ -18,7 +18,8 @@ use super::{
 };
 use crate::{
     assets::{Assets, Stage},
-    embed::LocalEmbedder,
+    collections::{self, migration::Migrator},
+    embed::{LocalEmbedder, Registry, cache},
     error::WorkerError,
     tenancy::Tenant,
 };
@@ -33,7 +34,11 @@ pub struct Runner {
     pub pool: PgPool,
     pub assets: Assets,
     pub objects: Objects,
+    /// The local model's tokenizer sizes chunks, whatever model embeds them.
     pub embedder: LocalEmbedder,
+    pub registry: Registry,
+    /// Re-embeds collections being moved to another model when no ingestion job waits.
+    pub migrator: Migrator,
     pub chunking: ChunkSettings,
     pub parsing: ParseSettings,
     /// Describes images when a vision model is configured.
@@ -114,6 +119,11 @@ impl Runner {
             match claimed {
                 Ok(Some(job)) => self.handle(job).await,
                 Ok(None) => {
+                    match self.migrator.step().await {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(error) => tracing::warn!(%error, "cannot advance model migrations"),
+                    }
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = self.wake.notified() => {}
@@ -235,7 +245,7 @@ impl Runner {
         }
         timings.lap("chunk");
 
-        let vectors = self.embed_chunks(job.asset_id, &chunks).await?;
+        let vectors = self.embed_chunks(&asset, &chunks).await?;
         timings.lap("embed");
 
         self.progress(job.asset_id, Stage::Indexing, 0.95).await;
@@ -245,28 +255,40 @@ impl Runner {
         Ok(chunks.len())
     }
 
+    /// Vectors of every chunk for each model the collection wants now: its own, and the
+    /// target of a running migration (dual-write), read through the content-hash cache.
     async fn embed_chunks(
         &self,
-        asset_id: Uuid,
+        asset: &crate::assets::AssetRow,
         chunks: &[Chunk],
-    ) -> Result<Vec<Vector>, JobError> {
-        let mut vectors = Vec::with_capacity(chunks.len());
-        for (step, batch) in chunks.chunks(EMBED_STEP).enumerate() {
-            let done = step * EMBED_STEP;
-            let fraction = 0.3 + 0.6 * (done as f32 / chunks.len() as f32);
-            self.progress(asset_id, Stage::Embedding, fraction).await;
-            let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
-            let embedder = self.embedder.clone();
-            let embedded = tokio::task::spawn_blocking(move || {
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                embedder.embed_blocking(&refs)
-            })
-            .await
-            .map_err(|e| JobError::Transient(format!("embedding task failed: {e}")))?
-            .map_err(JobError::Transient)?;
-            vectors.extend(embedded.into_iter().map(|e| Vector::from(e.vector)));
+    ) -> Result<Vec<(String, Vec<Vector>)>, JobError> {
+        let targets =
+            collections::current_targets(&self.pool, asset.tenant_id, asset.collection_id).await?;
+        let models = targets.models();
+        let steps = models.len() * chunks.len().div_ceil(EMBED_STEP);
+        let mut out = Vec::with_capacity(models.len());
+        let mut step = 0;
+        for model in models {
+            let embedder = self
+                .registry
+                .get(&model)
+                .map_err(|e| JobError::Permanent(e.to_string()))?;
+            let mut vectors = Vec::with_capacity(chunks.len());
+            for batch in chunks.chunks(EMBED_STEP) {
+                let fraction = 0.3 + 0.6 * (step as f32 / steps.max(1) as f32);
+                self.progress(asset.id, Stage::Embedding, fraction).await;
+                step += 1;
+                let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+                let (embedded, stats) =
+                    cache::embed_cached(&self.pool, asset.tenant_id, embedder, &texts).await?;
+                if stats.reused > 0 {
+                    tracing::debug!(asset_id = %asset.id, %model, reused = stats.reused, "embedding cache hits");
+                }
+                vectors.extend(embedded.into_iter().map(|e| Vector::from(e.vector)));
+            }
+            out.push((model, vectors));
         }
-        Ok(vectors)
+        Ok(out)
     }
 
     /// Writes chunks and vectors, marks the asset READY and removes the job, atomically.
@@ -278,11 +300,21 @@ impl Runner {
         job: ClaimedJob,
         asset: &crate::assets::AssetRow,
         chunks: &[Chunk],
-        vectors: Vec<Vector>,
+        vectors: Vec<(String, Vec<Vector>)>,
         document_info: serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), JobError> {
-        let model = asset.embedding_model.as_str();
         let mut tx = self.pool.begin().await.map_err(WorkerError::from)?;
+        // Serialises with model switches: the collection's models cannot change until commit.
+        let targets =
+            collections::vector_targets(&mut tx, asset.tenant_id, asset.collection_id).await?;
+        if !vectors.iter().any(|(model, _)| *model == targets.current) {
+            tx.rollback().await.map_err(WorkerError::from)?;
+            return Err(JobError::Transient(format!(
+                "the collection switched to model '{}' during ingestion; embedding again",
+                targets.current
+            )));
+        }
+        let wanted = targets.models();
         // A previous attempt that lost its lease rolled back, but be explicit: the asset's
         // chunks are replaced, never appended to.
         sqlx::query("DELETE FROM worker.chunks WHERE asset_id = $1")
@@ -292,20 +324,26 @@ impl Runner {
             .map_err(WorkerError::from)?;
         let ids: Vec<Uuid> = chunks.iter().map(|_| Uuid::now_v7()).collect();
         insert_chunks(&mut tx, asset, &ids, chunks).await?;
-        sqlx::query(
-            "INSERT INTO worker.embeddings (chunk_id, model, tenant_id, collection_id, asset_id, embedding) \
-             SELECT u.id, $1, $2, $3, $4, u.embedding \
-             FROM UNNEST($5::uuid[], $6::vector[]) AS u(id, embedding)",
-        )
-        .bind(model)
-        .bind(asset.tenant_id)
-        .bind(asset.collection_id)
-        .bind(asset.id)
-        .bind(&ids)
-        .bind(vectors)
-        .execute(&mut *tx)
-        .await
-        .map_err(WorkerError::from)?;
+        for (model, vectors) in vectors {
+            // A migration cancelled since embedding: its vectors are not wanted any more.
+            if !wanted.contains(&model) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO worker.embeddings (chunk_id, model, tenant_id, collection_id, asset_id, embedding) \
+                 SELECT u.id, $1, $2, $3, $4, u.embedding \
+                 FROM UNNEST($5::uuid[], $6::vector[]) AS u(id, embedding)",
+            )
+            .bind(&model)
+            .bind(asset.tenant_id)
+            .bind(asset.collection_id)
+            .bind(asset.id)
+            .bind(&ids)
+            .bind(vectors)
+            .execute(&mut *tx)
+            .await
+            .map_err(WorkerError::from)?;
+        }
         if !document_info.is_empty() {
             sqlx::query(
                 "UPDATE worker.assets SET metadata = metadata || jsonb_build_object('document', $2::jsonb) \

@@ -17,7 +17,7 @@ pub use filters::{FilterSet, MetadataCondition, MetadataOp};
 pub use fusion::Fusion;
 
 use crate::{
-    embed::{LocalEmbedder, ModelInfo},
+    embed::Registry,
     error::{Result, WorkerError},
     tenancy::Tenant,
 };
@@ -139,21 +139,62 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-async fn embed(embedder: &LocalEmbedder, text: &str) -> Result<Vec<f32>> {
-    let embedder = embedder.clone();
-    let text = text.to_owned();
-    let mut vectors = tokio::task::spawn_blocking(move || embedder.embed_blocking(&[&text]))
-        .await
-        .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
-        .map_err(WorkerError::Embedding)?;
-    Ok(vectors.pop().map(|e| e.vector).unwrap_or_default())
+/// The vector leg over collections of several models: the tenant's collections (or those the
+/// filters name) are grouped by embedding model, the query is embedded once per model, each
+/// group is searched with its own model's index, and the hits are merged by score. Returns the
+/// hits (best first), the query vector per model, and the embedding and search times.
+pub async fn vector_by_model(
+    pool: &PgPool,
+    models: &Registry,
+    tenant: &Tenant,
+    text: &str,
+    filters: &FilterSet,
+    depth: usize,
+    ef: u32,
+) -> Result<(Vec<Hit>, Vec<(String, Vec<f32>)>, f64, f64)> {
+    let groups = crate::collections::by_model(pool, tenant, &filters.collection_ids).await?;
+    let (mut embed_ms, mut search_ms) = (0.0, 0.0);
+    let mut hits = Vec::new();
+    let mut vectors = Vec::with_capacity(groups.len());
+    for (model, collection_ids) in groups {
+        let embedder = models.get(&model).map_err(|_| {
+            WorkerError::FailedPrecondition(format!(
+                "collections are searched with embedding model '{model}', which this worker does \
+                 not have configured (THINKBANK_EMBEDDING_MODELS)"
+            ))
+        })?;
+        let t = Instant::now();
+        let vector = embedder.embed_one(text.to_owned()).await?;
+        embed_ms += ms(t);
+        let t = Instant::now();
+        let scoped = FilterSet {
+            collection_ids,
+            ..filters.clone()
+        };
+        let found = vector::run(
+            pool,
+            tenant,
+            embedder.info(),
+            &vector,
+            &scoped,
+            depth,
+            ef,
+        )
+        .await?;
+        search_ms += ms(t);
+        hits.extend(found);
+        vectors.push((model, vector));
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits.truncate(depth);
+    Ok((hits, vectors, embed_ms, search_ms))
 }
 
 /// Runs `query` for `tenant`: embeds it when the vector leg runs, runs the legs (both at
 /// once in hybrid mode), fuses, filters by score, pages, and highlights the page.
 pub async fn search(
     pool: &PgPool,
-    embedder: &LocalEmbedder,
+    models: &Registry,
     tenant: &Tenant,
     query: &Query,
 ) -> Result<Outcome> {
@@ -171,17 +212,23 @@ pub async fn search(
         Mode::Vector | Mode::Keyword => wanted + 1,
     }
     .min(MAX_DEPTH);
-    let info = embedder.info();
     let mut timings = Timings::default();
+    let mut used_models: Vec<String> = Vec::new();
 
     let vector_leg = async {
-        let t = Instant::now();
-        let vector = embed(embedder, &query.text).await?;
-        let embed_ms = ms(t);
-        let t = Instant::now();
         let ef = vector::ef_search(depth, query.recall, query.ef_search);
-        let hits = vector::run(pool, tenant, info, &vector, &query.filters, depth, ef).await?;
-        Ok::<_, WorkerError>((hits, embed_ms, ms(t)))
+        let (hits, vectors, embed_ms, vector_ms) = vector_by_model(
+            pool,
+            models,
+            tenant,
+            &query.text,
+            &query.filters,
+            depth,
+            ef,
+        )
+        .await?;
+        let names: Vec<String> = vectors.into_iter().map(|(model, _)| model).collect();
+        Ok::<_, WorkerError>((hits, embed_ms, vector_ms, names))
     };
     let keyword_leg = async {
         let t = Instant::now();
@@ -196,7 +243,8 @@ pub async fn search(
 
     let mut ranked = match query.mode {
         Mode::Vector => {
-            let (mut hits, embed_ms, vector_ms) = vector_leg.await?;
+            let (mut hits, embed_ms, vector_ms, names) = vector_leg.await?;
+            used_models = names;
             (timings.embed_ms, timings.vector_ms) = (embed_ms, vector_ms);
             let t = Instant::now();
             if query.explain {
@@ -217,8 +265,9 @@ pub async fn search(
             hits
         }
         Mode::Hybrid => {
-            let ((vector_hits, embed_ms, vector_ms), (keyword_hits, keyword_ms)) =
+            let ((vector_hits, embed_ms, vector_ms, names), (keyword_hits, keyword_ms)) =
                 tokio::try_join!(vector_leg, keyword_leg)?;
+            used_models = names;
             (timings.embed_ms, timings.vector_ms, timings.keyword_ms) =
                 (embed_ms, vector_ms, keyword_ms);
             let t = Instant::now();
@@ -252,7 +301,7 @@ pub async fn search(
     Ok(Outcome {
         hits: page,
         next_offset: more.then_some(wanted),
-        model: (query.mode != Mode::Keyword).then(|| info.name.clone()),
+        model: (query.mode != Mode::Keyword).then(|| used_models.join(",")),
         timings,
     })
 }
@@ -263,30 +312,26 @@ fn no_terms() -> WorkerError {
     )
 }
 
-/// Nearest chunks to `query` (an embedding of `model`) by cosine similarity, best first.
-/// The vector leg alone, for callers that already hold an embedding (chat retrieval).
+/// The `top_k` chunks nearest to `text` (vector leg alone, over every model's collections),
+/// with the query vectors per model; used by chat retrieval.
 pub async fn vector(
     pool: &PgPool,
+    models: &Registry,
     tenant: &Tenant,
-    model: &ModelInfo,
-    query: &[f32],
+    text: &str,
     filters: &Filters,
     top_k: usize,
-    min_score: f32,
-) -> Result<Vec<Hit>> {
+) -> Result<(Vec<Hit>, Vec<(String, Vec<f32>)>)> {
     let ef = vector::ef_search(top_k, Recall::Balanced, None);
-    let mut hits = vector::run(
+    let (hits, vectors, _, _) = vector_by_model(
         pool,
+        models,
         tenant,
-        model,
-        query,
+        text,
         &FilterSet::from(filters),
         top_k,
         ef,
     )
     .await?;
-    if min_score > 0.0 {
-        hits.retain(|h| h.score >= f64::from(min_score));
-    }
-    Ok(hits)
+    Ok((hits, vectors))
 }

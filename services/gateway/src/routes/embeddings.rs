@@ -1,5 +1,7 @@
 //! `POST /v1/embeddings`: OpenAI-compatible, so existing OpenAI SDKs work unchanged.
 //! Supports `encoding_format` "float" and "base64" (the official Python SDK asks for base64).
+//! Extensions: each item says whether its input was `truncated` to the model's token limit,
+//! and `"strict": true` rejects such input with 400 instead.
 
 use axum::{Json, extract::State};
 use base64::Engine as _;
@@ -40,6 +42,9 @@ pub struct EmbeddingsRequest {
     /// Accepted for compatibility and ignored.
     #[serde(default)]
     pub user: Option<String>,
+    /// Reject input over the model's token limit instead of truncating it.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -59,6 +64,8 @@ pub struct EmbeddingItem {
     /// The vector: numbers, or base64 of little-endian f32 with `encoding_format: base64`.
     #[schema(schema_with = embedding_schema)]
     pub embedding: serde_json::Value,
+    /// The input was longer than the model's limit and only its start was embedded.
+    pub truncated: bool,
 }
 
 /// An embedding is dynamic JSON: a list of numbers or a base64 string.
@@ -113,7 +120,7 @@ pub async fn create(
     let message = pb::GetEmbeddingRequest {
         texts,
         model: body.model.unwrap_or_default(),
-        strict: false,
+        strict: body.strict,
     };
     let response = state
         .worker
@@ -136,6 +143,7 @@ pub async fn create(
         .map(|(index, e)| EmbeddingItem {
             object: "embedding",
             index,
+            truncated: e.truncated,
             embedding: if base64 {
                 let bytes: Vec<u8> = e.values.iter().flat_map(|v| v.to_le_bytes()).collect();
                 base64::engine::general_purpose::STANDARD

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod assets;
 pub mod chat;
 pub mod chat_resume;
+pub mod collections;
 pub mod conversations;
 pub mod embeddings;
 pub mod health;
