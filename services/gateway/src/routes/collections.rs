@@ -3,7 +3,7 @@
 //! cancel a move to another model), and `GET /api/v1/embedding-models`.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
     http::StatusCode,
 };
@@ -11,9 +11,18 @@ use serde::{Deserialize, Serialize};
 use thinkbank_proto::v1 as pb;
 
 use super::ApiJson;
-use crate::{error::ApiResult, state::AppState, views::rfc3339};
+use crate::{
+    audit,
+    auth::Principal,
+    error::ApiResult,
+    openapi::responses::{
+        BadRequest, Conflict, Internal, NotFound, Timeout, Unavailable, UnsupportedMediaType,
+    },
+    state::AppState,
+    views::rfc3339,
+};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     pub name: String,
@@ -25,13 +34,14 @@ pub struct CreateBody {
     pub text_search_config: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MigrateBody {
     pub target_model: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CollectionMigration)]
 pub struct MigrationView {
     id: String,
     source_model: String,
@@ -45,7 +55,8 @@ pub struct MigrationView {
     finished_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Collection)]
 pub struct CollectionView {
     id: String,
     name: String,
@@ -56,12 +67,14 @@ pub struct CollectionView {
     migration: Option<MigrationView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CollectionList)]
 pub struct ListResponse {
     collections: Vec<CollectionView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = EmbeddingModel)]
 pub struct ModelView {
     name: String,
     dimensions: u32,
@@ -69,7 +82,8 @@ pub struct ModelView {
     is_default: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = EmbeddingModelList)]
 pub struct ModelsResponse {
     models: Vec<ModelView>,
 }
@@ -106,8 +120,19 @@ fn view(c: pb::Collection) -> CollectionView {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/collections", tag = "collections", request_body = CreateBody,
+    responses(
+        (status = 201, description = "the new collection", body = CollectionView),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<CollectionView>)> {
     let request = pb::CreateCollectionRequest {
@@ -121,9 +146,18 @@ pub async fn create(
         .create_collection(state.request(request, state.config.worker_timeout()))
         .await?
         .into_inner();
+    record(&state, &principal, "collection.create", &created).await;
     Ok((StatusCode::CREATED, Json(view(created))))
 }
 
+#[utoipa::path(get, path = "/api/v1/collections", tag = "collections",
+    responses(
+        (status = 200, description = "the caller's collections, oldest first", body = ListResponse),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ListResponse>> {
     let response = state
         .worker
@@ -138,6 +172,17 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ListResponse>
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/collections/{id}", tag = "collections",
+    params(("id" = String, Path, format = Uuid, description = "the collection id")),
+    responses(
+        (status = 200, description = "the collection with its latest model migration",
+         body = CollectionView),
+        (status = 404, response = NotFound),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -154,8 +199,23 @@ pub async fn get(
     Ok(Json(view(collection)))
 }
 
+#[utoipa::path(post, path = "/api/v1/collections/{id}/migration", tag = "collections",
+    request_body = MigrateBody,
+    params(("id" = String, Path, format = Uuid, description = "the collection id")),
+    responses(
+        (status = 202, description = "the migration started; progress in `migration`",
+         body = CollectionView),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn migrate(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MigrateBody>,
 ) -> ApiResult<(StatusCode, Json<CollectionView>)> {
@@ -169,11 +229,25 @@ pub async fn migrate(
         .migrate_collection(state.request(request, state.config.worker_timeout()))
         .await?
         .into_inner();
+    record(&state, &principal, "collection.migrate", &collection).await;
     Ok((StatusCode::ACCEPTED, Json(view(collection))))
 }
 
+#[utoipa::path(delete, path = "/api/v1/collections/{id}/migration", tag = "collections",
+    params(("id" = String, Path, format = Uuid, description = "the collection id")),
+    responses(
+        (status = 200, description = "cancelled; the collection stays on its model",
+         body = CollectionView),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn cancel_migration(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CollectionView>> {
     let collection = state
@@ -185,9 +259,38 @@ pub async fn cancel_migration(
         ))
         .await?
         .into_inner();
+    record(&state, &principal, "collection.migration_cancel", &collection).await;
     Ok(Json(view(collection)))
 }
 
+/// Collection changes belong in the audit log.
+async fn record(state: &AppState, principal: &Principal, action: &str, c: &pb::Collection) {
+    let target = format!("collection:{}", c.id);
+    let details = serde_json::json!({
+        "name": c.name,
+        "embedding_model": c.embedding_model,
+        "target_model": c.migration.as_ref().map(|m| m.target_model.clone()),
+    });
+    audit::record(
+        &state.database,
+        audit::Event {
+            tenant_id: principal.tenant_id,
+            actor: &principal.actor(),
+            action,
+            target: &target,
+            details,
+        },
+    )
+    .await;
+}
+
+#[utoipa::path(get, path = "/api/v1/embedding-models", tag = "collections",
+    responses(
+        (status = 200, description = "the configured embedding models", body = ModelsResponse),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+        (status = 504, response = Timeout),
+    ))]
 pub async fn models(State(state): State<AppState>) -> ApiResult<Json<ModelsResponse>> {
     let response = state
         .worker
