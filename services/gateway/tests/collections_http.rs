@@ -31,13 +31,14 @@ async fn stack() -> Stack {
         fake.base_url()
     );
     let worker = spawn_worker_with(config).await;
-    let gateway = spawn_gateway(&worker.url(), Some(&db.url)).await;
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    let http = gateway.client();
     Stack {
         _db: db,
         _fake: fake,
         _worker: worker,
         gateway,
-        http: reqwest::Client::new(),
+        http,
     }
 }
 
@@ -190,6 +191,7 @@ async fn the_openai_python_sdk_embeds_with_every_configured_model() {
     let output = tokio::process::Command::new(python)
         .arg(script)
         .arg(stack.gateway.url("/v1"))
+        .env("OPENAI_API_KEY", &stack.gateway.api_key)
         .arg(REMOTE)
         .output()
         .await

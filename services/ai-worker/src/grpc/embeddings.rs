@@ -113,9 +113,7 @@ pub async fn migrate(
     let target = state.models.get(target_model)?.info().name.clone();
     migration::start(&state.pool, tenant, id, &target).await?;
     state.wake.notify_one();
-    Ok(collection(
-        collections::get(&state.pool, tenant, id).await?,
-    ))
+    Ok(collection(collections::get(&state.pool, tenant, id).await?))
 }
 
 pub fn collection(view: CollectionView) -> pb::Collection {

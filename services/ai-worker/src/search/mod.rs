@@ -171,16 +171,7 @@ pub async fn vector_by_model(
             collection_ids,
             ..filters.clone()
         };
-        let found = vector::run(
-            pool,
-            tenant,
-            embedder.info(),
-            &vector,
-            &scoped,
-            depth,
-            ef,
-        )
-        .await?;
+        let found = vector::run(pool, tenant, embedder.info(), &vector, &scoped, depth, ef).await?;
         search_ms += ms(t);
         hits.extend(found);
         vectors.push((model, vector));
@@ -217,16 +208,8 @@ pub async fn search(
 
     let vector_leg = async {
         let ef = vector::ef_search(depth, query.recall, query.ef_search);
-        let (hits, vectors, embed_ms, vector_ms) = vector_by_model(
-            pool,
-            models,
-            tenant,
-            &query.text,
-            &query.filters,
-            depth,
-            ef,
-        )
-        .await?;
+        let (hits, vectors, embed_ms, vector_ms) =
+            vector_by_model(pool, models, tenant, &query.text, &query.filters, depth, ef).await?;
         let names: Vec<String> = vectors.into_iter().map(|(model, _)| model).collect();
         Ok::<_, WorkerError>((hits, embed_ms, vector_ms, names))
     };

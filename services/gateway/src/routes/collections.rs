@@ -259,7 +259,13 @@ pub async fn cancel_migration(
         ))
         .await?
         .into_inner();
-    record(&state, &principal, "collection.migration_cancel", &collection).await;
+    record(
+        &state,
+        &principal,
+        "collection.migration_cancel",
+        &collection,
+    )
+    .await;
     Ok(Json(view(collection)))
 }
 

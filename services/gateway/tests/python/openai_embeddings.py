@@ -5,13 +5,14 @@ Prints one JSON object with what the SDK saw; the Rust test asserts on it.
 """
 
 import json
+import os
 import sys
 
 import openai
 
 
 def main() -> None:
-    client = openai.OpenAI(base_url=sys.argv[1], api_key="unused", max_retries=0)
+    client = openai.OpenAI(base_url=sys.argv[1], api_key=os.environ["OPENAI_API_KEY"], max_retries=0)
     remote = sys.argv[2]
     seen = {}
     # The SDK asks for base64 by default and decodes it.

@@ -19,7 +19,7 @@ use futures::StreamExt as _;
 use serde_json::json;
 use thinkbank_proto::v1::{self as pb, chat_stream_response::Event};
 use thinkbank_testkit::{
-    FakeLlm, Script, TestDatabase, llm_config, spawn_gateway, spawn_worker_with_llm,
+    FakeLlm, Script, TestDatabase, llm_config, spawn_gateway_with, spawn_worker_with_llm,
 };
 
 const DOC: &str = "# Tides\n\nTides are the rise and fall of sea levels caused by the gravitational forces exerted by the Moon and the Sun on the oceans of the Earth.\n";
@@ -182,7 +182,11 @@ async fn main() {
     let mut llm = llm_config(&fake);
     llm.llm_breaker_threshold = 1000;
     let worker = spawn_worker_with_llm(&db, llm).await;
-    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    // The relay is measured, not the rate limiter: one key opens all the streams.
+    let mut config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
+    config.limits.chat_per_min = 1_000_000;
+    config.limits.read_per_min = 1_000_000;
+    let gateway = spawn_gateway_with(config).await;
     let mut client = worker.client().await;
     client
         .process_asset(pb::ProcessAssetRequest {
