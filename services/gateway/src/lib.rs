@@ -9,8 +9,10 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod trace;
 pub mod views;
 pub mod worker_client;
 
@@ -111,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/{*path}", get(routes::ui::file))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .merge(api)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
@@ -128,9 +131,14 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             edge::security_headers,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(trace::http_span)
+                .on_response(trace::record_status),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+        .layer(middleware::from_fn(metrics::record))
         .with_state(state)
 }
 

@@ -1,6 +1,8 @@
 //! Retrieval for chat, behind one function so both answerers use the same search and
 //! switching to hybrid search is a one-line change here.
 
+use tracing::Instrument as _;
+
 use crate::{
     embed::LocalEmbedder,
     error::{Result, WorkerError},
@@ -10,6 +12,7 @@ use crate::{
 
 /// The `top_k` chunks for `query`, best first, with the query's embedding (the extractive
 /// answerer ranks sentences against it).
+#[tracing::instrument(name = "chat.retrieve", skip_all, fields(top_k = top_k))]
 pub async fn retrieve(
     pool: &sqlx::PgPool,
     embedder: &LocalEmbedder,
@@ -35,6 +38,7 @@ pub async fn retrieve(
 async fn embed_one(embedder: &LocalEmbedder, text: String) -> Result<Vec<f32>> {
     let model = embedder.clone();
     let mut out = tokio::task::spawn_blocking(move || model.embed_blocking(&[text.as_str()]))
+        .instrument(tracing::info_span!("search.embed"))
         .await
         .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
         .map_err(WorkerError::Embedding)?;

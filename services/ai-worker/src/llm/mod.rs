@@ -272,15 +272,24 @@ impl Llm {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            let metrics = &crate::telemetry::METRICS;
             if !self.breaker.try_acquire() {
+                metrics.llm_request("circuit_open");
+                metrics.llm_circuit(true);
                 return Err(LlmError::CircuitOpen);
             }
+            let sent = std::time::Instant::now();
             let result =
                 tokio::time::timeout(self.first_token_timeout, self.first_token(messages.clone()))
                     .await
                     .unwrap_or(Err(LlmError::Timeout(self.first_token_timeout)));
             match result {
                 Ok((buffered, rest)) => {
+                    let ttft = sent.elapsed();
+                    metrics.llm_first_token(ttft.as_secs_f64());
+                    metrics.llm_request("ok");
+                    metrics.llm_circuit(false);
+                    tracing::info!(ttft_ms = ttft.as_millis(), attempt, "llm first token");
                     self.breaker.record_success();
                     return Ok(Started {
                         buffered,
@@ -289,7 +298,9 @@ impl Llm {
                     });
                 }
                 Err(error) => {
+                    metrics.llm_request("error");
                     self.breaker.record_failure();
+                    metrics.llm_circuit(self.breaker.is_open());
                     if !error.is_retryable() || attempt > self.max_retries {
                         return Err(error);
                     }

@@ -11,6 +11,7 @@ pub mod vector;
 use std::time::Instant;
 
 use sqlx::PgPool;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 pub use filters::{FilterSet, MetadataCondition, MetadataOp};
@@ -143,6 +144,7 @@ async fn embed(embedder: &LocalEmbedder, text: &str) -> Result<Vec<f32>> {
     let embedder = embedder.clone();
     let text = text.to_owned();
     let mut vectors = tokio::task::spawn_blocking(move || embedder.embed_blocking(&[&text]))
+        .instrument(tracing::info_span!("search.embed"))
         .await
         .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
         .map_err(WorkerError::Embedding)?;
@@ -180,7 +182,9 @@ pub async fn search(
         let embed_ms = ms(t);
         let t = Instant::now();
         let ef = vector::ef_search(depth, query.recall, query.ef_search);
-        let hits = vector::run(pool, tenant, info, &vector, &query.filters, depth, ef).await?;
+        let hits = vector::run(pool, tenant, info, &vector, &query.filters, depth, ef)
+            .instrument(tracing::info_span!("search.vector", depth, ef))
+            .await?;
         Ok::<_, WorkerError>((hits, embed_ms, ms(t)))
     };
     let keyword_leg = async {
@@ -192,7 +196,8 @@ pub async fn search(
         }
         let hits = keyword::run(pool, tenant, &query.text, &query.filters, depth).await?;
         Ok((Some(hits), ms(t)))
-    };
+    }
+    .instrument(tracing::info_span!("search.keyword", depth));
 
     let mut ranked = match query.mode {
         Mode::Vector => {
@@ -246,15 +251,33 @@ pub async fn search(
     timings.fusion_ms += ms(t);
 
     let t = Instant::now();
-    keyword::snippets(pool, tenant, &query.text, &mut page).await?;
+    keyword::snippets(pool, tenant, &query.text, &mut page)
+        .instrument(tracing::info_span!("search.snippet"))
+        .await?;
     timings.snippet_ms = ms(t);
     timings.total_ms = ms(started);
+    record_timings(query.mode, &timings);
     Ok(Outcome {
         hits: page,
         next_offset: more.then_some(wanted),
         model: (query.mode != Mode::Keyword).then(|| info.name.clone()),
         timings,
     })
+}
+
+/// Feeds `thinkbank_search_leg_duration_seconds` with the legs that ran.
+fn record_timings(mode: Mode, timings: &Timings) {
+    let metrics = &crate::telemetry::METRICS;
+    if mode != Mode::Keyword {
+        metrics.search_leg("embed", timings.embed_ms);
+        metrics.search_leg("vector", timings.vector_ms);
+    }
+    if mode != Mode::Vector {
+        metrics.search_leg("keyword", timings.keyword_ms);
+    }
+    metrics.search_leg("fusion", timings.fusion_ms);
+    metrics.search_leg("snippet", timings.snippet_ms);
+    metrics.search_leg("total", timings.total_ms);
 }
 
 fn no_terms() -> WorkerError {
@@ -265,6 +288,7 @@ fn no_terms() -> WorkerError {
 
 /// Nearest chunks to `query` (an embedding of `model`) by cosine similarity, best first.
 /// The vector leg alone, for callers that already hold an embedding (chat retrieval).
+#[tracing::instrument(name = "search.vector", skip_all, fields(top_k = top_k))]
 pub async fn vector(
     pool: &PgPool,
     tenant: &Tenant,

@@ -67,9 +67,17 @@ impl Role {
 /// How the caller proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
-    ApiKey { id: Uuid, name: String },
-    User { id: Uuid, username: String },
-    External { subject: String },
+    ApiKey {
+        id: Uuid,
+        name: String,
+    },
+    User {
+        id: Uuid,
+        username: String,
+    },
+    External {
+        subject: String,
+    },
     /// The gateway itself, for calls no client made (the readiness page's worker info).
     Gateway,
 }
@@ -191,6 +199,7 @@ async fn limited(
     let mut response = if decision.allowed {
         serve.await
     } else {
+        crate::metrics::METRICS.rate_limited(class);
         ApiError::new(
             ErrorCode::ResourceExhausted,
             format!(
