@@ -6,6 +6,7 @@
     reason = "test set-up fails loudly with a message"
 )]
 
+pub mod db_proxy;
 mod fake_llm;
 mod gateway;
 pub mod otlp;

@@ -52,6 +52,8 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
     if let Some(llm) = &state.llm
         && llm.is_unavailable()
     {
+        crate::telemetry::METRICS.llm_request("circuit_open");
+        crate::telemetry::METRICS.llm_circuit(true);
         return Err(WorkerError::Llm(crate::llm::LlmError::CircuitOpen));
     }
     let Ask {
