@@ -232,3 +232,53 @@ async fn a_hanging_llm_opens_the_circuit_and_chat_then_fails_fast_with_a_clear_e
             >= 1.0
     );
 }
+
+#[tokio::test]
+async fn stopping_the_gateway_ends_open_chat_streams_with_a_final_event() {
+    let fake = FakeLlm::start(
+        Script::tokens((0..100).map(|i| format!(" w{i}"))).with_delay(Duration::from_millis(100)),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let mut config = worker_config(&db, &objects);
+    config.llm = llm_config(&fake);
+    let worker = spawn_worker_with(config).await;
+    let gateway = spawn_gateway_with(thinkbank_gateway::Config::for_worker(
+        worker.url(),
+        db.url.clone(),
+    ))
+    .await;
+    let http = gateway.client();
+    upload(&http, gateway.url("/api/v1/assets")).await;
+    let chat = http
+        .post(gateway.url("/api/v1/chat"))
+        .json(&json!({"question": "What causes ocean tides?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), StatusCode::OK);
+    // Once the model is answering, the gateway is told to stop.
+    for _ in 0..100 {
+        if !fake.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fake.requests().len(), 1);
+    let stopping = tokio::spawn(gateway.stop());
+    let events = read_sse(chat).await;
+    stopping.await.unwrap();
+    let names: Vec<&str> = events.iter().map(|(_, e)| e.event.as_str()).collect();
+    assert_eq!(names.first(), Some(&"sources"));
+    assert!(!names.contains(&"final"), "{names:?}");
+    assert_eq!(&names[names.len() - 2..], ["error", "done"]);
+    let error: Value = serde_json::from_str(&events[names.len() - 2].1.data).unwrap();
+    assert_eq!(error["error"]["code"], "unavailable");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down")
+    );
+}

@@ -17,6 +17,12 @@ pub use breaker::Breaker;
 
 use crate::config::parse_duration;
 
+/// Half of `delay` plus a random part of the other half ("equal jitter"), so many workers
+/// retrying a provider that failed them all at once do not retry in lockstep.
+fn jittered(delay: Duration) -> Duration {
+    delay / 2 + delay.mul_f64(rand::random::<f64>() / 2.0)
+}
+
 /// LLM options; without `--llm-base-url` the extractive answerer is used.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LlmConfig {
@@ -304,7 +310,7 @@ impl Llm {
                     if !error.is_retryable() || attempt > self.max_retries {
                         return Err(error);
                     }
-                    let delay = self.backoff * 2u32.saturating_pow(attempt - 1);
+                    let delay = jittered(self.backoff * 2u32.saturating_pow(attempt - 1));
                     tracing::warn!(attempt, %error, ?delay, "llm attempt failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -328,5 +334,20 @@ impl Llm {
             }
         }
         Ok((buffered, stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::jittered;
+
+    #[test]
+    fn retry_delays_stay_between_half_and_all_of_the_backoff_and_vary() {
+        let delay = Duration::from_millis(400);
+        let samples: Vec<Duration> = (0..200).map(|_| jittered(delay)).collect();
+        assert!(samples.iter().all(|d| *d >= delay / 2 && *d <= delay));
+        assert!(samples.iter().any(|d| *d != samples[0]));
     }
 }
