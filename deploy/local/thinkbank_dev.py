@@ -721,6 +721,7 @@ def plan_run(tools: Tools) -> RunPlan:
     gateway_listen = user.get("THINKBANK_GATEWAY_LISTEN", f"127.0.0.1:{gateway_port}")
     worker_defaults = {
         "THINKBANK_WORKER_LISTEN": worker_listen,
+        "THINKBANK_WORKER_ADMIN_LISTEN": "127.0.0.1:9464",
         "THINKBANK_EMBED_MODEL_DIR": str(tools.model_dir),
         "THINKBANK_OBJECT_STORE_DIR": str(OBJECT_DIR),
     }
@@ -895,6 +896,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     new_key = plan.gateway_env["THINKBANK_BOOTSTRAP_ADMIN_KEY"] if first_run else None
     bins = build(skip=args.no_build)
     check_port_free(plan.worker_env["THINKBANK_WORKER_LISTEN"], "THINKBANK_WORKER_PORT")
+    check_port_free(plan.worker_env["THINKBANK_WORKER_ADMIN_LISTEN"], "THINKBANK_WORKER_ADMIN_LISTEN")
     check_port_free(plan.gateway_env["THINKBANK_GATEWAY_LISTEN"], "THINKBANK_GATEWAY_PORT")
     for d in (RUN_DIR, LOG_DIR, OBJECT_DIR):
         d.mkdir(parents=True, exist_ok=True)

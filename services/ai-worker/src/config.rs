@@ -17,6 +17,24 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
+    /// Address of the admin HTTP port serving `GET /metrics` (Prometheus) and `GET /healthz`.
+    /// Keep it private, like the gRPC port.
+    #[arg(
+        long,
+        env = "THINKBANK_WORKER_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub admin_listen: SocketAddr,
+
+    /// gRPC calls handled at once (streams count until they end); further calls are refused
+    /// at once with RESOURCE_EXHAUSTED (429 at the gateway) instead of queueing. 0: no limit.
+    #[arg(
+        long,
+        env = "THINKBANK_WORKER_MAX_CONCURRENT_CALLS",
+        default_value_t = 256
+    )]
+    pub max_concurrent_calls: usize,
+
     /// Shared secret the gateway presents (`authorization: Bearer …`); when set, calls without
     /// it are refused. Leave unset only on a trusted private network or a developer machine.
     #[arg(long, env = "THINKBANK_INTERNAL_TOKEN", hide_env_values = true)]

@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod ingest;
 pub mod llm;
 pub mod search;
+pub mod telemetry;
 pub mod tenancy;
 
 use std::{
@@ -61,12 +62,35 @@ pub struct State {
     pub wake: Arc<Notify>,
 }
 
-/// Serves the worker on `listener` until `shutdown` is cancelled.
+/// Serves the worker on `listener` (and its admin port on `config.admin_listen`) until
+/// `shutdown` is cancelled.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin port)", config.admin_listen))?;
+    run_with_admin(config, listener, admin, shutdown).await
+}
+
+/// [`run`] with the admin port's listener bound by the caller (tests bind port 0).
+pub async fn run_with_admin(
+    config: Config,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let admin_pool = telemetry::admin::PoolCell::default();
+    let admin_addr = admin_listener
+        .local_addr()
+        .context("admin listener has no local address")?;
+    let admin = tokio::spawn(telemetry::admin::serve(
+        admin_listener,
+        admin_pool.clone(),
+        shutdown.clone(),
+    ));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_not_serving::<AiWorkerServer<AiWorkerService>>()
@@ -107,13 +131,14 @@ pub async fn run(
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(telemetry::rpc::RpcLayer::new(config.max_concurrent_calls))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_v1alpha)
             .add_service(ai_worker)
             .serve_with_incoming_shutdown(incoming, server_shutdown.cancelled_owned()),
     );
-    tracing::info!(%local_addr, "worker listening (NOT_SERVING until ready)");
+    tracing::info!(%local_addr, %admin_addr, "worker listening (NOT_SERVING until ready)");
 
     let state = tokio::select! {
         () = shutdown.cancelled() => return Ok(()),
@@ -121,6 +146,11 @@ pub async fn run(
     };
     let state = Arc::new(state);
     let _ = cell.set(state.clone());
+    let _ = admin_pool.set(state.pool.clone());
+    let queue_gauges = tokio::spawn(telemetry::admin::refresh_queue_gauges(
+        state.pool.clone(),
+        shutdown.clone(),
+    ));
 
     let worker_id = format!("{}-{}", local_addr, Uuid::new_v4());
     let runner = Runner {
@@ -169,6 +199,8 @@ pub async fn run(
         .await;
     let _ = probe.await;
     let _ = runner_task.await;
+    let _ = queue_gauges.await;
+    let _ = admin.await;
     server
         .await
         .context("server task panicked")?

@@ -27,6 +27,7 @@ fn start_worker(db: &TestDatabase, objects: &std::path::Path, port: u16) -> Chil
     std::process::Command::new(env!("CARGO_BIN_EXE_thinkbank-ai-worker"))
         .env("THINKBANK_DATABASE_URL", &db.url)
         .env("THINKBANK_WORKER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("THINKBANK_WORKER_ADMIN_LISTEN", "127.0.0.1:0")
         .env("THINKBANK_EMBED_MODEL_DIR", model_dir())
         .env("THINKBANK_OBJECT_STORE_DIR", objects)
         .env("THINKBANK_INGEST_LEASE", "5s")

@@ -1,9 +1,12 @@
 //! Pieces both thinkbank services share: the error-code table that keeps gRPC and HTTP
-//! statuses consistent, logging set-up, and the shutdown signal.
+//! statuses consistent, logging and tracing set-up, metrics helpers, trace-context
+//! propagation, and the shutdown signal.
 
 pub mod error_code;
 pub mod logging;
+pub mod metrics;
 pub mod shutdown;
 pub mod sse;
+pub mod trace_context;
 
 pub use error_code::ErrorCode;

@@ -85,6 +85,11 @@ pub struct Config {
     )]
     pub oidc_role_claim: String,
 
+    /// Bearer token `GET /metrics` requires; unset, the metrics are public (keep the port
+    /// private then, or scrape through a proxy).
+    #[arg(long, env = "THINKBANK_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     #[command(flatten)]
     pub limits: crate::limits::LimitSettings,
 
@@ -163,6 +168,7 @@ impl Config {
             oidc_audience: "thinkbank".into(),
             oidc_tenant_claim: "thinkbank_tenant".into(),
             oidc_role_claim: "thinkbank_role".into(),
+            metrics_token: None,
             limits: crate::limits::LimitSettings::default(),
             cors_origins: Vec::new(),
             hsts: false,

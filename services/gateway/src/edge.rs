@@ -1,15 +1,19 @@
-//! Edge hygiene applied to every response: security headers, CORS from an allow-list, and a
-//! deadline on ordinary requests (streams and uploads carry their own deadlines).
+//! Edge hygiene applied to every response: security headers, CORS from an allow-list, a
+//! deadline on ordinary requests (streams and uploads carry their own deadlines), and the end
+//! of SSE streams when the gateway shuts down.
 
-use std::time::Duration;
+use std::{convert::Infallible, time::Duration};
 
+use axum::response::sse::Event;
 use axum::{
     extract::{Request, State},
     http::{HeaderName, HeaderValue, Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use futures::{Stream, StreamExt as _};
 use thinkbank_common::ErrorCode;
+use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{config::Config, error::ApiError, state::AppState};
@@ -117,4 +121,32 @@ pub async fn request_timeout(
         )
         .into_response(),
     }
+}
+
+/// Ends a chat event stream when the gateway shuts down, with a last `error` event
+/// (`unavailable`: reconnect, another replica or the restarted gateway answers) and `done`,
+/// so clients can tell a shutdown from a dropped connection.
+pub fn until_shutdown(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let request_id = crate::error::current_request_id();
+    let farewell_due = shutdown.clone();
+    let farewell = futures::stream::iter([
+        (
+            "error",
+            serde_json::json!({"error": {
+                "code": ErrorCode::Unavailable.as_str(),
+                "message": "the gateway is shutting down; reconnect to continue",
+                "request_id": request_id,
+            }})
+            .to_string(),
+        ),
+        ("done", "{}".to_owned()),
+    ])
+    .filter(move |_| std::future::ready(farewell_due.is_cancelled()))
+    .map(|(name, data)| Ok(Event::default().event(name).data(data)));
+    events
+        .take_until(shutdown.cancelled_owned())
+        .chain(farewell)
 }

@@ -77,6 +77,13 @@ impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let code = ErrorCode::from_grpc(status.code());
         let message = match status.code() {
+            // A status the worker sent says which dependency failed (e.g. the LLM's open
+            // circuit); one made by the transport (worker down) has a source and says nothing.
+            tonic::Code::Unavailable
+                if std::error::Error::source(&status).is_none() && !status.message().is_empty() =>
+            {
+                status.message().to_owned()
+            }
             tonic::Code::Unavailable => "the AI worker is unavailable; retry shortly".to_owned(),
             tonic::Code::DeadlineExceeded => "the AI worker did not answer in time".to_owned(),
             _ => status.message().to_owned(),

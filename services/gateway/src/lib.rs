@@ -9,9 +9,11 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod trace;
 pub mod views;
 pub mod worker_client;
 
@@ -125,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .route("/docs", get(openapi::page::docs))
         .route("/docs/docs.css", get(openapi::page::stylesheet))
         .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .merge(api)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
@@ -142,9 +145,14 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             edge::security_headers,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(trace::http_span)
+                .on_response(trace::record_status),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+        .layer(middleware::from_fn(metrics::record))
         .with_state(state)
 }
 

@@ -6,11 +6,13 @@ use thinkbank_gateway::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    thinkbank_common::logging::init();
+    let telemetry = thinkbank_common::logging::init("thinkbank-gateway");
     let config = Config::parse();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let shutdown = thinkbank_common::shutdown::on_signal();
-    thinkbank_gateway::run(config, listener, shutdown).await
+    let result = thinkbank_gateway::run(config, listener, shutdown).await;
+    telemetry.shutdown().await;
+    result
 }

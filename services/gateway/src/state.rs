@@ -17,6 +17,7 @@ use crate::{
     config::Config,
     error::current_request_id,
     limits::Limiter,
+    trace::TracedChannel,
     worker_client::{WorkerAuth, WorkerClient},
 };
 
@@ -56,7 +57,7 @@ impl AppState {
         // Uploads travel inside ProcessAsset; allow the configured maximum plus envelope.
         let max_message = config.max_upload_bytes + 1024 * 1024;
         let auth = WorkerAuth::new(config.internal_token.as_deref())?;
-        let worker = AiWorkerClient::with_interceptor(channel.clone(), auth)
+        let worker = AiWorkerClient::with_interceptor(TracedChannel::new(channel.clone()), auth)
             .max_encoding_message_size(max_message)
             .max_decoding_message_size(max_message);
         let database = sqlx::postgres::PgPoolOptions::new()

@@ -7,12 +7,11 @@ use tonic::{
     Status,
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
 };
 
-use crate::auth::current_principal;
+use crate::{auth::current_principal, trace::TracedChannel};
 
-pub type WorkerClient = AiWorkerClient<InterceptedService<Channel, WorkerAuth>>;
+pub type WorkerClient = AiWorkerClient<InterceptedService<TracedChannel, WorkerAuth>>;
 
 #[derive(Debug, Clone)]
 pub struct WorkerAuth {

@@ -6,9 +6,12 @@
     reason = "test set-up fails loudly with a message"
 )]
 
+pub mod db_proxy;
 pub mod fake_embeddings;
 mod fake_llm;
 mod gateway;
+pub mod otlp;
+pub mod prometheus;
 
 pub use fake_embeddings::{FakeEmbeddings, fake_vector};
 pub use fake_llm::{FAKE_MODEL, FakeLlm, FinishQuirk, RecordedRequest, Script};
@@ -120,6 +123,8 @@ pub fn with_database(url: &str, database: &str) -> String {
 #[derive(Debug)]
 pub struct WorkerHandle {
     pub addr: SocketAddr,
+    /// The admin HTTP port (`GET /metrics`, `GET /healthz`).
+    pub admin_addr: SocketAddr,
     pub objects_dir: PathBuf,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -128,6 +133,11 @@ pub struct WorkerHandle {
 impl WorkerHandle {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The Prometheus scrape URL of the admin port.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.admin_addr)
     }
 
     pub async fn client(
@@ -162,6 +172,8 @@ pub fn worker_config(
 ) -> thinkbank_ai_worker::Config {
     thinkbank_ai_worker::Config {
         listen: "127.0.0.1:0".parse().expect("valid address"),
+        admin_listen: "127.0.0.1:0".parse().expect("valid address"),
+        max_concurrent_calls: 256,
         internal_token: None,
         database_url: db.url.clone(),
         database_max_connections: 8,
@@ -215,16 +227,23 @@ pub async fn spawn_worker_with(config: thinkbank_ai_worker::Config) -> WorkerHan
         .await
         .expect("cannot bind the worker port");
     let addr = listener.local_addr().expect("bound address");
+    let admin = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .expect("cannot bind the worker admin port");
+    let admin_addr = admin.local_addr().expect("bound admin address");
     let objects_dir = config.object_store_dir.clone();
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
-        if let Err(error) = thinkbank_ai_worker::run(config, listener, token).await {
+        if let Err(error) =
+            thinkbank_ai_worker::run_with_admin(config, listener, admin, token).await
+        {
             panic!("worker failed: {error:#}");
         }
     });
     let handle = WorkerHandle {
         addr,
+        admin_addr,
         objects_dir,
         shutdown,
         task: Some(task),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::{
     AnswerMode, ChatEvent, ChatSummary, FinishReason, Turn, citations, extractive::NOTHING_FOUND,
@@ -104,12 +105,17 @@ pub async fn answer_generative(
         output.usage = Some((0, 0));
         output
     } else {
+        // One span for the whole completion; its "llm first token" event marks the TTFT.
+        let llm_span = tracing::info_span!("llm.call", model = request.llm.model());
         let started_llm = tokio::select! {
             biased;
             () = events.closed() => return Ok(()),
-            result = request.llm.start(messages) => result?,
+            result = request.llm.start(messages).instrument(llm_span.clone()) => result?,
         };
-        match relay(started_llm, request.llm.idle_timeout, &events).await? {
+        match relay(started_llm, request.llm.idle_timeout, &events)
+            .instrument(llm_span)
+            .await?
+        {
             Some(output) => output,
             None => return Ok(()),
         }
@@ -202,6 +208,7 @@ async fn relay(
             }
             Some(Ok(LlmEvent::Finish(reason))) => output.finish = Some(reason),
             Some(Ok(LlmEvent::Usage { prompt, completion })) => {
+                crate::telemetry::METRICS.llm_tokens(prompt, completion);
                 output.usage = Some((prompt, completion));
             }
             Some(Err(error)) => {

@@ -10,6 +10,7 @@ use crate::{
 
 /// The `top_k` chunks for `query`, best first, with the query's embedding by the local model
 /// (the extractive answerer ranks sentences against it).
+#[tracing::instrument(name = "chat.retrieve", skip_all, fields(top_k = top_k))]
 pub async fn retrieve(
     pool: &sqlx::PgPool,
     models: &Registry,

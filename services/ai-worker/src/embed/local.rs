@@ -131,7 +131,9 @@ impl LocalEmbedder {
         let mut out: Vec<Option<EmbeddedText>> = vec![None; texts.len()];
         for batch in order.chunks(BATCH_SIZE) {
             let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+            let started = std::time::Instant::now();
             let embedded = self.embed_batch(&batch_texts)?;
+            crate::telemetry::METRICS.embed_batch(batch.len(), started.elapsed().as_secs_f64());
             for (&i, e) in batch.iter().zip(embedded) {
                 out[i] = Some(e);
             }

@@ -52,6 +52,8 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
     if let Some(llm) = &state.llm
         && llm.is_unavailable()
     {
+        crate::telemetry::METRICS.llm_request("circuit_open");
+        crate::telemetry::METRICS.llm_circuit(true);
         return Err(WorkerError::Llm(crate::llm::LlmError::CircuitOpen));
     }
     let Ask {
@@ -77,7 +79,7 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
 
     let (events_tx, mut events_rx) = mpsc::channel::<ChatEvent>(16);
     let (out_tx, out_rx) = mpsc::channel::<Result<pb::ChatStreamResponse, Status>>(16);
-    tokio::spawn(async move {
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
         let relay_tx = out_tx.clone();
         let relay = async move {
             let mut record = Record::default();
@@ -108,8 +110,11 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
             }
             record
         };
-        let answer = answer(
-            &state, &tenant, &question, &history, filters, top_k, events_tx,
+        let answer = tracing::Instrument::instrument(
+            answer(
+                &state, &tenant, &question, &history, filters, top_k, events_tx,
+            ),
+            tracing::info_span!("chat.answer", %conversation_id),
         );
         let (result, record) = tokio::join!(answer, relay);
         let exchange = exchange(question, &record, result.is_err());
@@ -129,7 +134,7 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
         if let Some(last) = last {
             let _ = out_tx.send(last).await;
         }
-    });
+    }));
     Ok(ReceiverStream::new(out_rx))
 }
 

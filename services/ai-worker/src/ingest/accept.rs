@@ -160,6 +160,7 @@ async fn record(
     };
     let (asset, created) = state.assets.insert_queued(&meta.tenant, new, model).await?;
     if created {
+        crate::telemetry::job_trace::queued(asset.id);
         state.wake.notify_one();
     }
     Ok((asset, created))

@@ -18,25 +18,28 @@ pub struct ClaimedJob {
     pub tenant_id: Uuid,
     /// Attempts including this one.
     pub attempt: i32,
+    /// How long the job waited between becoming due and this claim.
+    pub waited: Duration,
 }
 
 /// Claims the oldest due job, leasing it to `worker_id` for `lease`.
 pub async fn claim(pool: &PgPool, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
     let mut tx = pool.begin().await?;
-    let row: Option<(Uuid, Uuid, i32)> = sqlx::query_as(
+    let row: Option<(Uuid, Uuid, i32, f64)> = sqlx::query_as(
         "UPDATE worker.ingest_jobs SET leased_by = $1, \
              leased_until = now() + make_interval(secs => $2), attempts = attempts + 1 \
          WHERE asset_id = ( \
              SELECT asset_id FROM worker.ingest_jobs \
              WHERE run_after <= now() AND (leased_until IS NULL OR leased_until < now()) \
              ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
-         RETURNING asset_id, tenant_id, attempts",
+         RETURNING asset_id, tenant_id, attempts, \
+             extract(epoch FROM now() - run_after)::float8",
     )
     .bind(worker_id)
     .bind(lease.as_secs_f64())
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((asset_id, tenant_id, attempt)) = row else {
+    let Some((asset_id, tenant_id, attempt, waited)) = row else {
         tx.rollback().await?;
         return Ok(None);
     };
@@ -53,6 +56,7 @@ pub async fn claim(pool: &PgPool, worker_id: &str, lease: Duration) -> Result<Op
         asset_id,
         tenant_id,
         attempt,
+        waited: Duration::try_from_secs_f64(waited).unwrap_or_default(),
     }))
 }
 
@@ -125,6 +129,33 @@ pub async fn retry_later(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Gives a job back at once without counting the attempt (this worker is shutting down), so
+/// another worker claims it now instead of after the lease expires.
+pub async fn release(pool: &PgPool, asset_id: Uuid, worker_id: &str) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let released = sqlx::query(
+        "UPDATE worker.ingest_jobs SET leased_by = NULL, leased_until = NULL, \
+             attempts = greatest(attempts - 1, 0) \
+         WHERE asset_id = $1 AND leased_by = $2",
+    )
+    .bind(asset_id)
+    .bind(worker_id)
+    .execute(&mut *tx)
+    .await?;
+    let released = released.rows_affected() == 1;
+    if released {
+        sqlx::query(
+            "UPDATE worker.assets SET status = 'queued', stage = 'queued', progress = 0, \
+             updated_at = now() WHERE id = $1",
+        )
+        .bind(asset_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(released)
 }
 
 /// Ends the job for good: the asset becomes FAILED with `error`.

@@ -7,6 +7,7 @@ use pgvector::Vector;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{
@@ -68,9 +69,11 @@ impl Default for StageTimer {
 }
 
 impl StageTimer {
-    fn lap(&mut self, stage: &str) {
+    fn lap(&mut self, stage: &'static str) {
         let now = std::time::Instant::now();
-        let ms = (now - self.last).as_secs_f64() * 1000.0;
+        let seconds = (now - self.last).as_secs_f64();
+        crate::telemetry::METRICS.ingest_stage(stage, seconds);
+        let ms = seconds * 1000.0;
         self.laps
             .insert(stage.into(), ((ms * 10.0).round() / 10.0).into());
         self.last = now;
@@ -117,7 +120,10 @@ impl Runner {
                 claimed = queue::claim(&self.pool, &self.worker_id, self.lease) => claimed,
             };
             match claimed {
-                Ok(Some(job)) => self.handle(job).await,
+                Ok(Some(job)) => {
+                    let span = crate::telemetry::job_trace::claimed(job.asset_id, job.attempt);
+                    self.handle(job, &shutdown).instrument(span).await;
+                }
                 Ok(None) => {
                     match self.migrator.step().await {
                         Ok(true) => continue,
@@ -141,8 +147,9 @@ impl Runner {
         }
     }
 
-    async fn handle(&self, job: ClaimedJob) {
+    async fn handle(&self, job: ClaimedJob, shutdown: &CancellationToken) {
         let started = std::time::Instant::now();
+        crate::telemetry::METRICS.queue_wait(job.waited.as_secs_f64());
         // Long jobs (OCR of a large scan) outlive one lease: renew it while working, and stop
         // early if it was lost, since the commit would be refused anyway.
         let outcome = tokio::select! {
@@ -151,22 +158,36 @@ impl Runner {
                 tracing::warn!(asset_id = %job.asset_id, "lease lost; abandoning this attempt");
                 return;
             }
+            // Shutting down: hand the job to another worker now rather than when the lease
+            // runs out (the transaction of this attempt never committed).
+            () = shutdown.cancelled() => {
+                match queue::release(&self.pool, job.asset_id, &self.worker_id).await {
+                    Ok(_) => tracing::info!(asset_id = %job.asset_id, "shutting down; job released to the queue"),
+                    Err(error) => tracing::warn!(asset_id = %job.asset_id, %error, "cannot release the job; it is taken over when its lease expires"),
+                }
+                return;
+            }
         };
+        let metrics = &crate::telemetry::METRICS;
         let result = match outcome {
             Ok(chunks) => {
+                metrics.ingest_job("ready");
                 tracing::info!(asset_id = %job.asset_id, chunks, elapsed_ms = started.elapsed().as_millis(), "asset ready");
                 Ok(())
             }
             Err(JobError::Permanent(reason)) => {
+                metrics.ingest_job("failed");
                 tracing::warn!(asset_id = %job.asset_id, %reason, "asset failed");
                 queue::fail(&self.pool, job.asset_id, &self.worker_id, &reason).await
             }
             Err(JobError::Transient(reason)) if job.attempt >= self.max_attempts => {
+                metrics.ingest_job("failed");
                 tracing::warn!(asset_id = %job.asset_id, attempt = job.attempt, %reason, "asset failed after retries");
                 let reason = format!("gave up after {} attempts: {reason}", job.attempt);
                 queue::fail(&self.pool, job.asset_id, &self.worker_id, &reason).await
             }
             Err(JobError::Transient(reason)) => {
+                metrics.ingest_job("retry");
                 tracing::warn!(asset_id = %job.asset_id, attempt = job.attempt, %reason, "ingestion attempt failed; will retry");
                 let delay = queue::backoff(job.attempt);
                 queue::retry_later(&self.pool, job.asset_id, &self.worker_id, delay, &reason).await
@@ -218,6 +239,7 @@ impl Runner {
             JobError::Permanent(format!("unsupported media type '{}'", asset.media_type))
         })?;
         let parsed = parse::parse(format, bytes, &self.parsing, self.vision.as_deref())
+            .instrument(tracing::info_span!("ingest.parse", media_type = %asset.media_type))
             .await
             .map_err(|error| match error {
                 ParseError::Invalid(reason) => JobError::Permanent(reason),
@@ -235,6 +257,7 @@ impl Runner {
         let (parsed, chunks) = tokio::task::spawn_blocking(move || {
             chunker::split(&parsed, embedder.tokenizer(), settings).map(|chunks| (parsed, chunks))
         })
+        .instrument(tracing::info_span!("ingest.chunk"))
         .await
         .map_err(|e| JobError::Transient(format!("chunking task failed: {e}")))?
         .map_err(JobError::Permanent)?;
@@ -251,7 +274,14 @@ impl Runner {
         self.progress(job.asset_id, Stage::Indexing, 0.95).await;
         let mut info = parsed.info;
         info.insert("timings_ms".into(), timings.to_json());
-        self.commit(job, &asset, &chunks, vectors, info).await?;
+        let committing = std::time::Instant::now();
+        self.commit(job, &asset, &chunks, vectors, info)
+            .instrument(tracing::info_span!(
+                "db.commit_chunks",
+                chunks = chunks.len()
+            ))
+            .await?;
+        crate::telemetry::METRICS.ingest_stage("commit", committing.elapsed().as_secs_f64());
         Ok(chunks.len())
     }
 
@@ -280,7 +310,11 @@ impl Runner {
                 step += 1;
                 let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
                 let (embedded, stats) =
-                    cache::embed_cached(&self.pool, asset.tenant_id, embedder, &texts).await?;
+                    cache::embed_cached(&self.pool, asset.tenant_id, embedder, &texts)
+                        .instrument(
+                            tracing::info_span!("embed.batch", size = batch.len(), model = %model),
+                        )
+                        .await?;
                 if stats.reused > 0 {
                     tracing::debug!(asset_id = %asset.id, %model, reused = stats.reused, "embedding cache hits");
                 }

@@ -17,6 +17,12 @@ pub use breaker::Breaker;
 
 use crate::config::parse_duration;
 
+/// Half of `delay` plus a random part of the other half ("equal jitter"), so many workers
+/// retrying a provider that failed them all at once do not retry in lockstep.
+fn jittered(delay: Duration) -> Duration {
+    delay / 2 + delay.mul_f64(rand::random::<f64>() / 2.0)
+}
+
 /// LLM options; without `--llm-base-url` the extractive answerer is used.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LlmConfig {
@@ -272,15 +278,24 @@ impl Llm {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            let metrics = &crate::telemetry::METRICS;
             if !self.breaker.try_acquire() {
+                metrics.llm_request("circuit_open");
+                metrics.llm_circuit(true);
                 return Err(LlmError::CircuitOpen);
             }
+            let sent = std::time::Instant::now();
             let result =
                 tokio::time::timeout(self.first_token_timeout, self.first_token(messages.clone()))
                     .await
                     .unwrap_or(Err(LlmError::Timeout(self.first_token_timeout)));
             match result {
                 Ok((buffered, rest)) => {
+                    let ttft = sent.elapsed();
+                    metrics.llm_first_token(ttft.as_secs_f64());
+                    metrics.llm_request("ok");
+                    metrics.llm_circuit(false);
+                    tracing::info!(ttft_ms = ttft.as_millis(), attempt, "llm first token");
                     self.breaker.record_success();
                     return Ok(Started {
                         buffered,
@@ -289,11 +304,13 @@ impl Llm {
                     });
                 }
                 Err(error) => {
+                    metrics.llm_request("error");
                     self.breaker.record_failure();
+                    metrics.llm_circuit(self.breaker.is_open());
                     if !error.is_retryable() || attempt > self.max_retries {
                         return Err(error);
                     }
-                    let delay = self.backoff * 2u32.saturating_pow(attempt - 1);
+                    let delay = jittered(self.backoff * 2u32.saturating_pow(attempt - 1));
                     tracing::warn!(attempt, %error, ?delay, "llm attempt failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -317,5 +334,20 @@ impl Llm {
             }
         }
         Ok((buffered, stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::jittered;
+
+    #[test]
+    fn retry_delays_stay_between_half_and_all_of_the_backoff_and_vary() {
+        let delay = Duration::from_millis(400);
+        let samples: Vec<Duration> = (0..200).map(|_| jittered(delay)).collect();
+        assert!(samples.iter().all(|d| *d >= delay / 2 && *d <= delay));
+        assert!(samples.iter().any(|d| *d != samples[0]));
     }
 }

@@ -11,6 +11,7 @@ pub mod vector;
 use std::time::Instant;
 
 use sqlx::PgPool;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 pub use filters::{FilterSet, MetadataCondition, MetadataOp};
@@ -209,7 +210,9 @@ pub async fn search(
     let vector_leg = async {
         let ef = vector::ef_search(depth, query.recall, query.ef_search);
         let (hits, vectors, embed_ms, vector_ms) =
-            vector_by_model(pool, models, tenant, &query.text, &query.filters, depth, ef).await?;
+            vector_by_model(pool, models, tenant, &query.text, &query.filters, depth, ef)
+                .instrument(tracing::info_span!("search.vector", depth, ef))
+                .await?;
         let names: Vec<String> = vectors.into_iter().map(|(model, _)| model).collect();
         Ok::<_, WorkerError>((hits, embed_ms, vector_ms, names))
     };
@@ -222,7 +225,8 @@ pub async fn search(
         }
         let hits = keyword::run(pool, tenant, &query.text, &query.filters, depth).await?;
         Ok((Some(hits), ms(t)))
-    };
+    }
+    .instrument(tracing::info_span!("search.keyword", depth));
 
     let mut ranked = match query.mode {
         Mode::Vector => {
@@ -278,15 +282,33 @@ pub async fn search(
     timings.fusion_ms += ms(t);
 
     let t = Instant::now();
-    keyword::snippets(pool, tenant, &query.text, &mut page).await?;
+    keyword::snippets(pool, tenant, &query.text, &mut page)
+        .instrument(tracing::info_span!("search.snippet"))
+        .await?;
     timings.snippet_ms = ms(t);
     timings.total_ms = ms(started);
+    record_timings(query.mode, &timings);
     Ok(Outcome {
         hits: page,
         next_offset: more.then_some(wanted),
         model: (query.mode != Mode::Keyword).then(|| used_models.join(",")),
         timings,
     })
+}
+
+/// Feeds `thinkbank_search_leg_duration_seconds` with the legs that ran.
+fn record_timings(mode: Mode, timings: &Timings) {
+    let metrics = &crate::telemetry::METRICS;
+    if mode != Mode::Keyword {
+        metrics.search_leg("embed", timings.embed_ms);
+        metrics.search_leg("vector", timings.vector_ms);
+    }
+    if mode != Mode::Vector {
+        metrics.search_leg("keyword", timings.keyword_ms);
+    }
+    metrics.search_leg("fusion", timings.fusion_ms);
+    metrics.search_leg("snippet", timings.snippet_ms);
+    metrics.search_leg("total", timings.total_ms);
 }
 
 fn no_terms() -> WorkerError {
@@ -297,6 +319,7 @@ fn no_terms() -> WorkerError {
 
 /// The `top_k` chunks nearest to `text` (vector leg alone, over every model's collections),
 /// with the query vectors per model; used by chat retrieval.
+#[tracing::instrument(name = "search.vector", skip_all, fields(top_k = top_k))]
 pub async fn vector(
     pool: &PgPool,
     models: &Registry,

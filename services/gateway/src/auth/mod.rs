@@ -201,6 +201,7 @@ async fn limited(
     let mut response = if decision.allowed {
         serve.await
     } else {
+        crate::metrics::METRICS.rate_limited(class);
         ApiError::new(
             ErrorCode::ResourceExhausted,
             format!(

@@ -295,7 +295,7 @@ pub async fn chat(
             let hub = super::chat_resume::Hub::start(items, window, state.chat_hubs.clone());
             Box::pin(hub.subscribe(0).map(|item| Ok(item.event())))
         };
-    let events = events.take_until(state.shutdown.clone().cancelled_owned());
+    let events = crate::edge::until_shutdown(events, state.shutdown.clone());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat)))
 }
 

@@ -218,7 +218,7 @@ pub async fn resume(
     let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);
     let events = hub
         .subscribe(after)
-        .map(|item| Ok::<Event, Infallible>(item.event()))
-        .take_until(state.shutdown.clone().cancelled_owned());
+        .map(|item| Ok::<Event, Infallible>(item.event()));
+    let events = crate::edge::until_shutdown(events, state.shutdown.clone());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat)))
 }
