@@ -140,6 +140,9 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
+/// The query's embedding by each model that was searched, by model name.
+pub type QueryVectors = Vec<(String, Vec<f32>)>;
+
 /// The vector leg over collections of several models: the tenant's collections (or those the
 /// filters name) are grouped by embedding model, the query is embedded once per model, each
 /// group is searched with its own model's index, and the hits are merged by score. Returns the
@@ -152,7 +155,7 @@ pub async fn vector_by_model(
     filters: &FilterSet,
     depth: usize,
     ef: u32,
-) -> Result<(Vec<Hit>, Vec<(String, Vec<f32>)>, f64, f64)> {
+) -> Result<(Vec<Hit>, QueryVectors, f64, f64)> {
     let groups = crate::collections::by_model(pool, tenant, &filters.collection_ids).await?;
     let (mut embed_ms, mut search_ms) = (0.0, 0.0);
     let mut hits = Vec::new();
@@ -327,7 +330,7 @@ pub async fn vector(
     text: &str,
     filters: &Filters,
     top_k: usize,
-) -> Result<(Vec<Hit>, Vec<(String, Vec<f32>)>)> {
+) -> Result<(Vec<Hit>, QueryVectors)> {
     let ef = vector::ef_search(top_k, Recall::Balanced, None);
     let (hits, vectors, _, _) = vector_by_model(
         pool,
