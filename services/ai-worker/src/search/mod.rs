@@ -168,7 +168,10 @@ pub async fn vector_by_model(
             ))
         })?;
         let t = Instant::now();
-        let vector = embedder.embed_one(text.to_owned()).await?;
+        let vector = embedder
+            .embed_one(text.to_owned())
+            .instrument(tracing::info_span!("search.embed", model = %model))
+            .await?;
         embed_ms += ms(t);
         let t = Instant::now();
         let scoped = FilterSet {
