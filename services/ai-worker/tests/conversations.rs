@@ -190,6 +190,39 @@ async fn an_answer_broken_by_the_model_is_stored_with_finish_reason_error() {
 }
 
 #[tokio::test]
+async fn an_answer_cut_by_a_corrupt_chunk_is_stored_as_far_as_it_went_with_finish_reason_error() {
+    let fake = FakeLlm::start(Script::words(ANSWER).with_garbage_at(2)).await;
+    let db = TestDatabase::create().await;
+    let worker = spawn_worker_with_llm(&db, llm_config(&fake)).await;
+    let mut client = worker.client().await;
+    ingest(&mut client).await;
+
+    let mut stream = client
+        .chat_stream(ask("What is magma called at the surface?", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut id, mut failed) = (String::new(), None);
+    while let Some(message) = stream.next().await {
+        match message {
+            Ok(pb::ChatStreamResponse {
+                event: Some(Event::Sources(s)),
+            }) => id = s.conversation_id,
+            Ok(_) => {}
+            Err(status) => failed = Some(status.code()),
+        }
+    }
+    assert_eq!(failed, Some(Code::Internal));
+    let stored = get(&mut client, &id).await;
+    assert_eq!(
+        stored.messages[1].finish_reason,
+        pb::FinishReason::Error as i32
+    );
+    assert_eq!(stored.messages[1].content, "Magma that");
+    worker.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_ids_are_not_found_and_deleted_conversations_are_gone() {
     let fake = FakeLlm::start(Script::words(ANSWER)).await;
     let db = TestDatabase::create().await;

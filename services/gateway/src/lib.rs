@@ -11,6 +11,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod retry;
 pub mod routes;
 pub mod state;
 pub mod trace;

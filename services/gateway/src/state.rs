@@ -124,4 +124,25 @@ impl AppState {
         }
         request
     }
+
+    /// An idempotent (read-only) worker call, retried on UNAVAILABLE with jittered backoff
+    /// (`crate::retry`); each attempt is a fresh request with its own deadline.
+    pub async fn read<M, T, F, Fut>(
+        &self,
+        message: M,
+        call: F,
+    ) -> Result<tonic::Response<T>, tonic::Status>
+    where
+        M: Clone,
+        F: Fn(WorkerClient, tonic::Request<M>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        crate::retry::idempotent(|| {
+            call(
+                self.worker.clone(),
+                self.request(message.clone(), self.config.worker_timeout()),
+            )
+        })
+        .await
+    }
 }

@@ -279,9 +279,9 @@ pub async fn list(
         page_token: params.page_token.unwrap_or_default(),
     };
     let response = state
-        .worker
-        .clone()
-        .list_assets(state.request(message, state.config.worker_timeout()))
+        .read(message, |mut worker, request| async move {
+            worker.list_assets(request).await
+        })
         .await?
         .into_inner();
     Ok(Json(ListResponse {
@@ -306,9 +306,10 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AssetView>> {
     let asset = state
-        .worker
-        .clone()
-        .get_asset(state.request(pb::GetAssetRequest { id }, state.config.worker_timeout()))
+        .read(
+            pb::GetAssetRequest { id },
+            |mut worker, request| async move { worker.get_asset(request).await },
+        )
         .await?
         .into_inner();
     Ok(Json(views::asset(asset)))

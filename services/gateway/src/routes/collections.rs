@@ -160,10 +160,9 @@ pub async fn create(
     ))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ListResponse>> {
     let response = state
-        .worker
-        .clone()
-        .list_collections(
-            state.request(pb::ListCollectionsRequest {}, state.config.worker_timeout()),
+        .read(
+            pb::ListCollectionsRequest {},
+            |mut worker, request| async move { worker.list_collections(request).await },
         )
         .await?
         .into_inner();
@@ -188,12 +187,10 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CollectionView>> {
     let collection = state
-        .worker
-        .clone()
-        .get_collection(state.request(
+        .read(
             pb::GetCollectionRequest { id },
-            state.config.worker_timeout(),
-        ))
+            |mut worker, request| async move { worker.get_collection(request).await },
+        )
         .await?
         .into_inner();
     Ok(Json(view(collection)))
@@ -299,12 +296,10 @@ async fn record(state: &AppState, principal: &Principal, action: &str, c: &pb::C
     ))]
 pub async fn models(State(state): State<AppState>) -> ApiResult<Json<ModelsResponse>> {
     let response = state
-        .worker
-        .clone()
-        .list_embedding_models(state.request(
+        .read(
             pb::ListEmbeddingModelsRequest {},
-            state.config.worker_timeout(),
-        ))
+            |mut worker, request| async move { worker.list_embedding_models(request).await },
+        )
         .await?
         .into_inner();
     Ok(Json(ModelsResponse {

@@ -118,9 +118,9 @@ pub async fn list(
         page_token: params.page_token.unwrap_or_default(),
     };
     let response = state
-        .worker
-        .clone()
-        .list_conversations(state.request(request, state.config.worker_timeout()))
+        .read(request, |mut worker, request| async move {
+            worker.list_conversations(request).await
+        })
         .await?
         .into_inner();
     Ok(Json(ListResponse {
@@ -150,12 +150,10 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<GetResponse>> {
     let response = state
-        .worker
-        .clone()
-        .get_conversation(state.request(
+        .read(
             pb::GetConversationRequest { id },
-            state.config.worker_timeout(),
-        ))
+            |mut worker, request| async move { worker.get_conversation(request).await },
+        )
         .await?
         .into_inner();
     Ok(Json(GetResponse {

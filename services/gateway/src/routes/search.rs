@@ -231,9 +231,9 @@ pub async fn search(
 ) -> ApiResult<Json<SearchResponse>> {
     let message = message(body)?;
     let response = state
-        .worker
-        .clone()
-        .vector_search(state.request(message, state.config.worker_timeout()))
+        .read(message, |mut worker, request| async move {
+            worker.vector_search(request).await
+        })
         .await?
         .into_inner();
     Ok(Json(SearchResponse {
