@@ -123,7 +123,7 @@ pub async fn request_timeout(
     }
 }
 
-/// Ends a chat event stream when the gateway shuts down, with a last `error` event
+/// Ends an event stream (chat, asset progress) when the gateway shuts down, with a last `error` event
 /// (`unavailable`: reconnect, another replica or the restarted gateway answers) and `done`,
 /// so clients can tell a shutdown from a dropped connection.
 pub fn until_shutdown(

@@ -282,3 +282,50 @@ async fn stopping_the_gateway_ends_open_chat_streams_with_a_final_event() {
             .contains("shutting down")
     );
 }
+
+#[tokio::test]
+async fn stopping_the_gateway_ends_open_asset_watches_with_a_final_event() {
+    let db = TestDatabase::create().await;
+    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let mut config = worker_config(&db, &objects);
+    // An API-only worker: the upload stays queued, so its watch stays open.
+    config.ingest_concurrency = 0;
+    let worker = spawn_worker_with(config).await;
+    let gateway = spawn_gateway_with(thinkbank_gateway::Config::for_worker(
+        worker.url(),
+        db.url.clone(),
+    ))
+    .await;
+    let http = gateway.client();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"# Queued\n\nThis waits for a worker.".to_vec())
+            .file_name("queued.md"),
+    );
+    let uploaded: Value = http
+        .post(gateway.url("/api/v1/assets"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = uploaded["asset"]["id"].as_str().unwrap().to_owned();
+    let watch = http
+        .get(gateway.url(&format!("/api/v1/assets/{id}/events")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(watch.status(), StatusCode::OK);
+    let stopping = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        gateway.stop().await;
+    });
+    let events = read_sse(watch).await;
+    stopping.await.unwrap();
+    let names: Vec<&str> = events.iter().map(|(_, e)| e.event.as_str()).collect();
+    assert_eq!(names, ["asset", "error", "done"]);
+    let error: Value = serde_json::from_str(&events[1].1.data).unwrap();
+    assert_eq!(error["error"]["code"], "unavailable");
+}

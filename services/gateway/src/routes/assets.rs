@@ -473,6 +473,8 @@ pub async fn events(
         .chain(futures::stream::once(async {
             Ok(Event::default().event("done").data("{}"))
         }));
+    // A shutdown ends the watch with `error` (unavailable) and `done`, like chat streams.
+    let events = crate::edge::until_shutdown(events, state.shutdown.clone());
     let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat)))
 }
