@@ -5,6 +5,7 @@
 pub mod error_code;
 pub mod logging;
 pub mod metrics;
+pub mod secret;
 pub mod shutdown;
 pub mod sse;
 pub mod trace_context;

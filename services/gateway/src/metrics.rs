@@ -17,6 +17,8 @@ use thinkbank_common::metrics::{
     CONTENT_TYPE, HistogramFamily, MetricSet, ObservedBody, PoolMetrics, latency_buckets,
 };
 
+use thinkbank_common::secret::constant_time_eq;
+
 use crate::{limits::Class, state::AppState};
 
 type RouteLabels = [(&'static str, String); 2];
@@ -150,11 +152,7 @@ pub async fn scrape(State(state): State<AppState>, request: Request) -> Response
         .as_deref()
         .filter(|t| !t.is_empty())
     {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let presented = crate::auth::bearer(request.headers());
         if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
             let mut response = crate::error::ApiError::new(
                 thinkbank_common::ErrorCode::Unauthenticated,
@@ -181,8 +179,4 @@ pub async fn scrape(State(state): State<AppState>, request: Request) -> Response
         metrics.render(),
     )
         .into_response()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -258,19 +258,13 @@ async fn tenant_a_cannot_see_touch_or_find_anything_of_tenant_b() {
 
     // Beneath the application: in a tenant-A transaction PostgreSQL itself hides B's rows, even
     // from a query that asks for them by tenant id, and refuses writes into B.
-    let a_tenant = a_asset["asset"]["tenant_id"].as_str().map(str::to_owned);
-    let a_tenant = match a_tenant {
-        Some(id) => id,
-        None => sqlx::query_scalar::<_, uuid::Uuid>(
-            "SELECT tenant_id FROM worker.assets WHERE id = $1::uuid",
-        )
-        .bind(a_asset["asset"]["id"].as_str().unwrap())
-        .fetch_one(&mut db.connect().await)
-        .await
-        .unwrap()
-        .to_string(),
-    };
     let mut conn = db.connect().await;
+    let a_tenant: uuid::Uuid =
+        sqlx::query_scalar("SELECT tenant_id FROM worker.assets WHERE id = $1::uuid")
+            .bind(a_asset["asset"]["id"].as_str().unwrap())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     let b_tenant: uuid::Uuid =
         sqlx::query_scalar("SELECT tenant_id FROM worker.assets WHERE id = $1::uuid")
             .bind(&b_asset_id)
@@ -282,7 +276,7 @@ async fn tenant_a_cannot_see_touch_or_find_anything_of_tenant_b() {
         "SELECT set_config('role', 'thinkbank_tenant', true), \
                 set_config('thinkbank.tenant_id', $1, true)",
     )
-    .bind(&a_tenant)
+    .bind(a_tenant.to_string())
     .execute(&mut conn)
     .await
     .unwrap();

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use thinkbank_common::secret::constant_time_eq;
 use tonic::{Status, metadata::MetadataMap};
 use uuid::Uuid;
 
@@ -76,11 +77,6 @@ fn header<'a>(metadata: &'a MetadataMap, name: &str) -> Result<Option<&'a str>, 
             .map(Some)
             .map_err(|_| Status::invalid_argument(format!("{name} is not ASCII"))),
     }
-}
-
-/// Compares without returning early, so timing does not reveal how much of a token matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

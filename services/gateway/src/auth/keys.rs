@@ -8,7 +8,7 @@ use rand::{Rng as _, distr::Alphanumeric};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use thinkbank_common::ErrorCode;
+use thinkbank_common::{ErrorCode, secret::constant_time_eq};
 use uuid::Uuid;
 
 use super::{Principal, Role, Subject, unauthenticated};
@@ -197,11 +197,6 @@ pub async fn revoke(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<KeyRow, 
     .await
     .map_err(crate::error::database)?
     .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("API key {id} not found")))
-}
-
-/// Compares without returning early, so timing does not reveal how much matched.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

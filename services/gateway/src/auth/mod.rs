@@ -17,7 +17,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::{ConnectInfo, Request, State},
-    http::{HeaderValue, header},
+    http::{HeaderMap, HeaderValue, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -162,7 +162,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             .unwrap_or_default();
         return limited(&state, &format!("ip:{client}"), class, next.run(request)).await;
     };
-    let principal = match bearer(&request) {
+    let principal = match bearer(request.headers()) {
         None => Err(unauthenticated(
             "this endpoint needs Authorization: Bearer <API key or access token>",
         )),
@@ -216,9 +216,9 @@ async fn limited(
     response
 }
 
-fn bearer(request: &Request) -> Option<&str> {
-    request
-        .headers()
+/// The token of an `Authorization: Bearer <token>` header, if there is a non-empty one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {

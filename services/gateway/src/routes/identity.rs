@@ -4,7 +4,7 @@
 use axum::{
     Extension, Json,
     extract::State,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::IntoResponse,
 };
 use serde::{Deserialize, Serialize};
@@ -167,11 +167,7 @@ pub async fn register(
     headers: HeaderMap,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let (user, tokens) = match bearer {
+    let (user, tokens) = match auth::bearer(&headers) {
         Some(token) => {
             let admin = auth::resolve(&state, token).await?;
             if admin.role < Role::Admin {
