@@ -90,6 +90,13 @@ pub struct Config {
     #[arg(long, env = "THINKBANK_MIGRATION_BATCH", default_value_t = 64)]
     pub migration_batch: usize,
 
+    /// A shadow retrieval profile as JSON, compared off the request path with a sampled share
+    /// of live searches, e.g. `{"name": "vector-only", "mode": "vector", "sample_rate": 0.05}`.
+    /// Fields: name, sample_rate (default 0.05), max_in_flight (default 1), mode, rrf_k,
+    /// vector_weight, keyword_weight, model, recall, ef_search. Unset: no shadow searches.
+    #[arg(long, env = "THINKBANK_SEARCH_SHADOW", value_parser = crate::search::shadow::parse_profile)]
+    pub search_shadow: Option<crate::search::shadow::ShadowProfile>,
+
     /// Embedding models (`THINKBANK_EMBEDDING_MODELS`, `THINKBANK_EMBED_*`).
     #[command(flatten)]
     pub embed: crate::embed::registry::EmbedConfig,

@@ -60,6 +60,8 @@ pub struct State {
     pub max_asset_bytes: usize,
     /// Wakes the ingestion loops when this process queues work.
     pub wake: Arc<Notify>,
+    /// The shadow retrieval profile compared with live searches, when configured.
+    pub shadow: Option<search::shadow::Shadow>,
 }
 
 /// Serves the worker on `listener` (and its admin port on `config.admin_listen`) until
@@ -244,8 +246,19 @@ async fn initialise(config: &Config) -> anyhow::Result<State> {
             tracing::info!("no llm configured (THINKBANK_LLM_BASE_URL); answers are extractive")
         }
     }
+    let shadow = match config.search_shadow.clone() {
+        Some(profile) => {
+            let shadow = search::shadow::Shadow::new(profile, pool.clone(), models.clone())
+                .map_err(anyhow::Error::msg)
+                .context("cannot set up the shadow retrieval profile (THINKBANK_SEARCH_SHADOW)")?;
+            tracing::info!(profile = ?shadow.profile(), "shadow retrieval profile active");
+            Some(shadow)
+        }
+        None => None,
+    };
     Ok(State {
         llm,
+        shadow,
         assets: Assets::new(pool.clone()),
         pool,
         objects,

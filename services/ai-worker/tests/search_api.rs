@@ -505,3 +505,31 @@ async fn malformed_search_requests_are_rejected_naming_the_problem() {
     }
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_shadow_profile_naming_an_unknown_model_stops_start_up_with_a_clear_error() {
+    let db = TestDatabase::create().await;
+    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let mut config = thinkbank_testkit::worker_config(&db, &objects);
+    config.search_shadow = Some(
+        thinkbank_ai_worker::search::shadow::parse_profile(
+            r#"{"name": "next-model", "model": "e5-large"}"#,
+        )
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = thinkbank_ai_worker::run_with_admin(
+        config,
+        listener,
+        admin,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("THINKBANK_SEARCH_SHADOW") && message.contains("e5-large"),
+        "{message}"
+    );
+}

@@ -20,6 +20,9 @@ pub use gateway::{
     spawn_gateway_with,
 };
 pub use thinkbank_ai_worker::llm::LlmConfig;
+pub use thinkbank_ai_worker::search::shadow::{
+    ShadowProfile, parse_profile as parse_shadow_profile,
+};
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -189,6 +192,7 @@ pub fn worker_config(
         embed: thinkbank_ai_worker::embed::registry::EmbedConfig::default(),
         parsing: thinkbank_ai_worker::ingest::parse::ParseSettings::default(),
         llm: thinkbank_ai_worker::llm::LlmConfig::default(),
+        search_shadow: None,
     }
 }
 

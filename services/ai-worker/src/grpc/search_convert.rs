@@ -179,6 +179,7 @@ pub fn query(message: pb::VectorSearchRequest) -> Result<Query> {
         recall: recall(message.recall)?,
         ef_search,
         explain: message.explain,
+        model_override: None,
     })
 }
 

@@ -172,6 +172,9 @@ impl AiWorker for AiWorkerService {
         let query = search_convert::query(message)?;
         let mode = query.mode;
         let outcome = search::search(&state.pool, &state.models, &tenant, &query).await?;
+        if let Some(shadow) = &state.shadow {
+            shadow.observe(&tenant, &query, &outcome);
+        }
         Ok(Response::new(search_convert::response(outcome, mode)))
     }
 

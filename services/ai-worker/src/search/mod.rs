@@ -6,6 +6,7 @@
 pub mod filters;
 pub mod fusion;
 pub mod keyword;
+pub mod shadow;
 pub mod vector;
 
 use std::time::Instant;
@@ -112,6 +113,9 @@ pub struct Query {
     pub recall: Recall,
     pub ef_search: Option<u32>,
     pub explain: bool,
+    /// Search every collection with this embedding model's vectors instead of each
+    /// collection's own model; only shadow profiles set it (see `shadow`).
+    pub model_override: Option<String>,
 }
 
 /// Milliseconds per stage; zero for stages that did not run.
@@ -147,6 +151,11 @@ pub type QueryVectors = Vec<(String, Vec<f32>)>;
 /// filters name) are grouped by embedding model, the query is embedded once per model, each
 /// group is searched with its own model's index, and the hits are merged by score. Returns the
 /// hits (best first), the query vector per model, and the embedding and search times.
+/// `model_override` searches all those collections with that one model's vectors instead.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one search leg's full parameter set"
+)]
 pub async fn vector_by_model(
     pool: &PgPool,
     models: &Registry,
@@ -155,8 +164,13 @@ pub async fn vector_by_model(
     filters: &FilterSet,
     depth: usize,
     ef: u32,
+    model_override: Option<&str>,
 ) -> Result<(Vec<Hit>, QueryVectors, f64, f64)> {
-    let groups = crate::collections::by_model(pool, tenant, &filters.collection_ids).await?;
+    let mut groups = crate::collections::by_model(pool, tenant, &filters.collection_ids).await?;
+    if let Some(model) = model_override {
+        let all = groups.into_iter().flat_map(|(_, ids)| ids).collect();
+        groups = vec![(model.to_owned(), all)];
+    }
     let (mut embed_ms, mut search_ms) = (0.0, 0.0);
     let mut hits = Vec::new();
     let mut vectors = Vec::with_capacity(groups.len());
@@ -188,9 +202,30 @@ pub async fn vector_by_model(
     Ok((hits, vectors, embed_ms, search_ms))
 }
 
-/// Runs `query` for `tenant`: embeds it when the vector leg runs, runs the legs (both at
-/// once in hybrid mode), fuses, filters by score, pages, and highlights the page.
+/// Runs `query` for `tenant`: ranks (see [`rank`]), highlights the page, and records the
+/// stage timings in the search metrics.
 pub async fn search(
+    pool: &PgPool,
+    models: &Registry,
+    tenant: &Tenant,
+    query: &Query,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let mut outcome = rank(pool, models, tenant, query).await?;
+    let t = Instant::now();
+    keyword::snippets(pool, tenant, &query.text, &mut outcome.hits)
+        .instrument(tracing::info_span!("search.snippet"))
+        .await?;
+    outcome.timings.snippet_ms = ms(t);
+    outcome.timings.total_ms = ms(started);
+    record_timings(query.mode, &outcome.timings);
+    Ok(outcome)
+}
+
+/// The ranking part of a search: embeds the query when the vector leg runs, runs the legs
+/// (both at once in hybrid mode), fuses, filters by score and pages. No snippets, no metrics:
+/// shadow profiles reuse it off the request path.
+pub async fn rank(
     pool: &PgPool,
     models: &Registry,
     tenant: &Tenant,
@@ -215,10 +250,18 @@ pub async fn search(
 
     let vector_leg = async {
         let ef = vector::ef_search(depth, query.recall, query.ef_search);
-        let (hits, vectors, embed_ms, vector_ms) =
-            vector_by_model(pool, models, tenant, &query.text, &query.filters, depth, ef)
-                .instrument(tracing::info_span!("search.vector", depth, ef))
-                .await?;
+        let (hits, vectors, embed_ms, vector_ms) = vector_by_model(
+            pool,
+            models,
+            tenant,
+            &query.text,
+            &query.filters,
+            depth,
+            ef,
+            query.model_override.as_deref(),
+        )
+        .instrument(tracing::info_span!("search.vector", depth, ef))
+        .await?;
         let names: Vec<String> = vectors.into_iter().map(|(model, _)| model).collect();
         Ok::<_, WorkerError>((hits, embed_ms, vector_ms, names))
     };
@@ -280,20 +323,13 @@ pub async fn search(
         ranked.retain(|h| h.score >= query.min_score);
     }
     let more = ranked.len() > wanted && wanted < MAX_DEPTH;
-    let mut page: Vec<Hit> = ranked
+    let page: Vec<Hit> = ranked
         .into_iter()
         .skip(query.offset)
         .take(query.top_k)
         .collect();
     timings.fusion_ms += ms(t);
-
-    let t = Instant::now();
-    keyword::snippets(pool, tenant, &query.text, &mut page)
-        .instrument(tracing::info_span!("search.snippet"))
-        .await?;
-    timings.snippet_ms = ms(t);
     timings.total_ms = ms(started);
-    record_timings(query.mode, &timings);
     Ok(Outcome {
         hits: page,
         next_offset: more.then_some(wanted),
@@ -343,6 +379,7 @@ pub async fn vector(
         &FilterSet::from(filters),
         top_k,
         ef,
+        None,
     )
     .await?;
     Ok((hits, vectors))

@@ -11,6 +11,7 @@ use thinkbank_common::metrics::{
 };
 
 type One = [(&'static str, &'static str); 1];
+type Profile = [(&'static str, String); 1];
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -32,7 +33,28 @@ pub struct Metrics {
     llm_tokens: Family<One, Counter>,
     llm_requests: Family<One, Counter>,
     llm_circuit_open: Gauge,
+    shadow_comparisons: Family<[(&'static str, String); 2], Counter>,
+    shadow_overlap: HistogramFamily<Profile>,
+    shadow_rank_correlation: HistogramFamily<Profile>,
+    shadow_latency_delta: HistogramFamily<Profile>,
     pool: PoolMetrics,
+}
+
+/// 0, 0.1, …, 1.0: overlap is a share of the page.
+fn ratio_buckets() -> Histogram {
+    Histogram::new((0..=10).map(|i| f64::from(i) / 10.0))
+}
+
+/// -1.0, -0.8, …, 1.0: a rank correlation coefficient.
+fn correlation_buckets() -> Histogram {
+    Histogram::new((-5..=5).map(|i| f64::from(i) / 5.0))
+}
+
+/// Symmetric around 0 (shadow faster ↔ slower), 5 ms to 2.5 s either way.
+fn delta_buckets() -> Histogram {
+    const EDGES: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5];
+    let negative = EDGES.iter().rev().map(|e| -e);
+    Histogram::new(negative.chain([0.0]).chain(EDGES))
 }
 
 /// The worker's metrics (one set per process).
@@ -63,6 +85,10 @@ impl Metrics {
             llm_tokens: Family::default(),
             llm_requests: Family::default(),
             llm_circuit_open: Gauge::default(),
+            shadow_comparisons: Family::default(),
+            shadow_overlap: HistogramFamily::new_with_constructor(ratio_buckets),
+            shadow_rank_correlation: HistogramFamily::new_with_constructor(correlation_buckets),
+            shadow_latency_delta: HistogramFamily::new_with_constructor(delta_buckets),
             pool: PoolMetrics::register(&mut r),
             registry: MetricSet::default(),
         };
@@ -150,6 +176,26 @@ impl Metrics {
             "thinkbank_llm_circuit_open",
             "1 while the LLM circuit breaker fails calls fast, else 0",
             m.llm_circuit_open.clone(),
+        );
+        r.register(
+            "thinkbank_search_shadow_comparisons",
+            "Sampled searches for the shadow retrieval profile, by profile and outcome (compared, skipped_busy, error)",
+            m.shadow_comparisons.clone(),
+        );
+        r.register(
+            "thinkbank_search_shadow_overlap_ratio",
+            "Share of the primary result page the shadow profile also returned (overlap@k), by profile",
+            m.shadow_overlap.clone(),
+        );
+        r.register(
+            "thinkbank_search_shadow_rank_correlation",
+            "Kendall tau-b of the ranks of hits both the primary and the shadow profile returned, by profile",
+            m.shadow_rank_correlation.clone(),
+        );
+        r.register(
+            "thinkbank_search_shadow_latency_delta_seconds",
+            "Shadow ranking time minus primary ranking time (negative: the shadow was faster), by profile",
+            m.shadow_latency_delta.clone(),
         );
         Self { registry: r, ..m }
     }
@@ -250,5 +296,35 @@ impl Metrics {
 
     pub fn llm_circuit(&self, open: bool) {
         self.llm_circuit_open.set(i64::from(open));
+    }
+
+    pub fn shadow_outcome(&self, profile: &str, outcome: &'static str) {
+        self.shadow_comparisons
+            .get_or_create(&[
+                ("profile", profile.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// One comparison; `rank_correlation` is `None` when fewer than two hits are shared.
+    pub fn shadow_compared(
+        &self,
+        profile: &str,
+        overlap: f64,
+        rank_correlation: Option<f64>,
+        latency_delta_seconds: f64,
+    ) {
+        let label = [("profile", profile.to_owned())];
+        self.shadow_overlap.get_or_create(&label).observe(overlap);
+        if let Some(tau) = rank_correlation {
+            self.shadow_rank_correlation
+                .get_or_create(&label)
+                .observe(tau);
+        }
+        self.shadow_latency_delta
+            .get_or_create(&label)
+            .observe(latency_delta_seconds);
+        self.shadow_outcome(profile, "compared");
     }
 }
