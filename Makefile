@@ -20,7 +20,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help run stop test setup build fmt lint clean eval bench-ingest bench-chat bench-embed
+.PHONY: help run stop test setup build fmt lint clean eval bench-ingest bench-chat bench-embed bench-search
 
 help: ## list the targets
 	@echo "thinkbank make targets:"
@@ -64,3 +64,6 @@ bench-ingest: ## ingest the Rust Book through the gateway; figures to bench/resu
 
 bench-embed: ## local embedder vs sentence-transformers (torch) and onnxruntime, same texts → bench/results/embed.json
 	@$(PYTHON) deploy/local/bench_embed.py $(ARGS)
+
+bench-search: ## HNSW recall/latency, HTTP vs SQL, 1% filters, hybrid on 100k real chunks → bench/results/search.json + PNG
+	@$(PYTHON) deploy/local/bench_search.py $(ARGS)

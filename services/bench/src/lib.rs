@@ -5,9 +5,41 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+pub mod search_corpus;
+pub mod search_load;
+
+pub use search_load::load as load_search_corpus;
+
 /// The repository root (benchmarks write under `bench/results/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The HTML documentation shipped with the toolchain (`rust-docs` component).
+pub fn toolchain_docs_dir() -> anyhow::Result<PathBuf> {
+    let output = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .context("cannot run rustc to find the toolchain docs")?;
+    let sysroot = String::from_utf8(output.stdout).context("rustc printed a non-UTF-8 sysroot")?;
+    let dir = PathBuf::from(sysroot.trim()).join("share/doc/rust/html");
+    anyhow::ensure!(
+        dir.join("book").is_dir(),
+        "{} has no book: install the rust-docs component (`rustup component add rust-docs`)",
+        dir.display()
+    );
+    Ok(dir)
+}
+
+/// The `p`th percentile (0–100, nearest rank) of `values`; NaN when empty.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// The Rust Book's HTML as shipped with the toolchain docs (`rust-docs` component), or the
@@ -16,19 +48,7 @@ pub fn rust_book_dir() -> anyhow::Result<PathBuf> {
     if let Ok(dir) = std::env::var("THINKBANK_BENCH_CORPUS") {
         return Ok(PathBuf::from(dir));
     }
-    let output = std::process::Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .context("cannot run rustc to find the toolchain docs")?;
-    let sysroot = String::from_utf8(output.stdout).context("rustc printed a non-UTF-8 sysroot")?;
-    let dir = PathBuf::from(sysroot.trim()).join("share/doc/rust/html/book");
-    anyhow::ensure!(
-        dir.is_dir(),
-        "{} not found: install the rust-docs component (`rustup component add rust-docs`) or \
-         set THINKBANK_BENCH_CORPUS",
-        dir.display()
-    );
-    Ok(dir)
+    Ok(toolchain_docs_dir()?.join("book"))
 }
 
 /// The Book's chapter pages (`ch*.html` and `appendix-*.html`), sorted.

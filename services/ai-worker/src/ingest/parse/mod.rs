@@ -7,7 +7,7 @@
 
 mod command;
 mod docx;
-mod html;
+pub mod html;
 mod image;
 mod pdf;
 
