@@ -60,6 +60,8 @@ pub struct State {
     pub max_asset_bytes: usize,
     /// Wakes the ingestion loops when this process queues work.
     pub wake: Arc<Notify>,
+    /// Open queue-wait spans of the jobs this worker queued.
+    pub job_traces: telemetry::job_trace::JobTraces,
     /// The shadow retrieval profile compared with live searches, when configured.
     pub shadow: Option<search::shadow::Shadow>,
 }
@@ -182,6 +184,7 @@ pub async fn run_with_admin(
         lease: config.ingest_lease,
         max_attempts: config.ingest_max_attempts.max(1),
         wake: state.wake.clone(),
+        job_traces: state.job_traces.clone(),
     };
     let runner_task = tokio::spawn(runner.run(config.ingest_concurrency, shutdown.clone()));
     health
@@ -259,6 +262,7 @@ async fn initialise(config: &Config) -> anyhow::Result<State> {
     Ok(State {
         llm,
         shadow,
+        job_traces: telemetry::job_trace::JobTraces::default(),
         assets: Assets::new(pool.clone()),
         pool,
         objects,

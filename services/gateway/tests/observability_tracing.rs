@@ -9,7 +9,7 @@ use serde_json::json;
 use thinkbank_testkit::{
     FakeLlm, Script, TestDatabase, llm_config,
     otlp::{CollectedSpan, OtlpCollector},
-    read_sse, spawn_gateway_with, spawn_worker_with_llm,
+    read_sse, spawn_gateway_with, spawn_worker_with, spawn_worker_with_llm, worker_config,
 };
 
 const TIDES: &str = "Tides are the rise and fall of sea levels caused by the gravitational forces exerted by the Moon and the Sun on the oceans of the Earth.";
@@ -240,4 +240,92 @@ async fn an_upload_and_a_chat_each_make_one_trace_across_gateway_and_worker() {
             );
         }
     }
+}
+
+/// A job queued through one worker and processed by another (a second replica, or the same
+/// one after a restart) still continues the upload's trace: the context travels in the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_claimed_by_another_replica_continues_the_uploads_trace() {
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const SPAN: &str = "b7ad6b7169203331";
+    let collector = OtlpCollector::start().await;
+    let telemetry =
+        thinkbank_common::logging::install("thinkbank-test", Some(collector.endpoint())).unwrap();
+    let db = TestDatabase::create().await;
+    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let mut api_only = worker_config(&db, &objects);
+    api_only.ingest_concurrency = 0;
+    let front = spawn_worker_with(api_only).await;
+    let gateway = spawn_gateway_with(thinkbank_gateway::Config::for_worker(
+        front.url(),
+        db.url.clone(),
+    ))
+    .await;
+    let form = multipart::Form::new().part(
+        "file",
+        multipart::Part::bytes(TIDES.as_bytes().to_vec()).file_name("tides.txt"),
+    );
+    let response = gateway
+        .client()
+        .post(gateway.url("/api/v1/assets"))
+        .header("traceparent", format!("00-{TRACE}-{SPAN}-01"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let asset: serde_json::Value = response.json().await.unwrap();
+    let asset_id = asset["asset"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        asset["asset"]["status"], "queued",
+        "nobody processes jobs yet"
+    );
+
+    // Another replica, with its own memory (and the shared object store), takes the job.
+    let processing = worker_config(&db, &front.objects_dir);
+    let back = spawn_worker_with(processing).await;
+    let mut client = back.client().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = client
+            .get_asset(thinkbank_proto::v1::GetAssetRequest {
+                id: asset_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        if status == thinkbank_proto::v1::AssetStatus::Ready as i32 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    telemetry.flush().await;
+    let spans = collector.spans();
+    let upload = Trace::of(&spans, TRACE);
+    let job = upload.one("ingest.job", None);
+    assert_eq!(job.attributes["asset_id"], asset_id);
+    let queued_by = upload
+        .spans
+        .iter()
+        .find(|s| s.kind == SERVER && s.span_id == job.parent_span_id)
+        .unwrap_or_else(|| panic!("ingest.job should hang off the call that queued it"));
+    assert_eq!(queued_by.name, "/thinkbank.v1.AiWorker/UploadAsset");
+    assert_child(upload.one("ingest.parse", None), job);
+    assert!(!upload.any("embed.batch").is_empty());
+    assert!(
+        job.attributes
+            .get("request_id")
+            .is_some_and(|id| !id.is_empty()),
+        "the request id travels with the job: {:?}",
+        job.attributes
+    );
+    back.stop().await;
+    gateway.stop().await;
+    front.stop().await;
 }

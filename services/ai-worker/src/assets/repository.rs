@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::telemetry::job_trace::QueuedBy;
+
 use crate::{
     error::{Result, WorkerError},
     tenancy::Tenant,
@@ -212,6 +214,7 @@ impl Assets {
         tenant: &Tenant,
         new: NewAsset,
         model: &str,
+        queued_by: &QueuedBy,
     ) -> Result<(AssetRow, bool)> {
         let mut tx = tenant.begin(&self.pool).await?;
         let inserted: Option<AssetRow> = sqlx::query_as(&format!(
@@ -251,11 +254,16 @@ impl Assets {
             tx.commit().await?;
             return Ok((existing, false));
         };
-        sqlx::query("INSERT INTO worker.ingest_jobs (asset_id, tenant_id) VALUES ($1, $2)")
-            .bind(asset.id)
-            .bind(asset.tenant_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO worker.ingest_jobs (asset_id, tenant_id, traceparent, request_id) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(asset.id)
+        .bind(asset.tenant_id)
+        .bind(&queued_by.traceparent)
+        .bind(&queued_by.request_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok((asset, true))
     }
@@ -349,7 +357,12 @@ impl Assets {
 
     /// Queues a finished asset again. Its current chunks stay searchable until the new ones
     /// replace them.
-    pub async fn reprocess(&self, tenant: &Tenant, id: Uuid) -> Result<AssetRow> {
+    pub async fn reprocess(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        queued_by: &QueuedBy,
+    ) -> Result<AssetRow> {
         let mut tx = tenant.begin(&self.pool).await?;
         let status = lock_status(&mut tx, tenant.id, id).await?;
         if !status.is_final() {
@@ -359,11 +372,13 @@ impl Assets {
             )));
         }
         sqlx::query(
-            "INSERT INTO worker.ingest_jobs (asset_id, tenant_id) VALUES ($1, $2) \
-             ON CONFLICT (asset_id) DO NOTHING",
+            "INSERT INTO worker.ingest_jobs (asset_id, tenant_id, traceparent, request_id) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (asset_id) DO NOTHING",
         )
         .bind(id)
         .bind(tenant.id)
+        .bind(&queued_by.traceparent)
+        .bind(&queued_by.request_id)
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query_as(&format!(

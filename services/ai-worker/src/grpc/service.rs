@@ -378,7 +378,9 @@ impl AiWorker for AiWorkerService {
         let state = self.state()?;
         let tenant = self.caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        let asset = state.assets.reprocess(&tenant, id).await?;
+        let queued_by = crate::telemetry::job_trace::QueuedBy::current();
+        let asset = state.assets.reprocess(&tenant, id, &queued_by).await?;
+        state.job_traces.queued(id);
         state.wake.notify_one();
         Ok(Response::new(convert::asset(&asset)))
     }

@@ -158,9 +158,13 @@ async fn record(
         external_id: meta.external_id,
         metadata: meta.metadata,
     };
-    let (asset, created) = state.assets.insert_queued(&meta.tenant, new, model).await?;
+    let queued_by = crate::telemetry::job_trace::QueuedBy::current();
+    let (asset, created) = state
+        .assets
+        .insert_queued(&meta.tenant, new, model, &queued_by)
+        .await?;
     if created {
-        crate::telemetry::job_trace::queued(asset.id);
+        state.job_traces.queued(asset.id);
         state.wake.notify_one();
     }
     Ok((asset, created))

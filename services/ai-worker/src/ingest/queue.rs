@@ -10,7 +10,9 @@ use std::time::Duration;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::{error::Result, telemetry::job_trace::QueuedBy};
+
+type JobRow = (Uuid, Uuid, i32, f64, Option<String>, Option<String>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimedJob {
@@ -22,10 +24,14 @@ pub struct ClaimedJob {
     pub waited: Duration,
 }
 
-/// Claims the oldest due job, leasing it to `worker_id` for `lease`.
-pub async fn claim(pool: &PgPool, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
+/// Claims the oldest due job, leasing it to `worker_id` for `lease`; with it, who queued it.
+pub async fn claim(
+    pool: &PgPool,
+    worker_id: &str,
+    lease: Duration,
+) -> Result<Option<(ClaimedJob, QueuedBy)>> {
     let mut tx = pool.begin().await?;
-    let row: Option<(Uuid, Uuid, i32, f64)> = sqlx::query_as(
+    let row: Option<JobRow> = sqlx::query_as(
         "UPDATE worker.ingest_jobs SET leased_by = $1, \
              leased_until = now() + make_interval(secs => $2), attempts = attempts + 1 \
          WHERE asset_id = ( \
@@ -33,13 +39,13 @@ pub async fn claim(pool: &PgPool, worker_id: &str, lease: Duration) -> Result<Op
              WHERE run_after <= now() AND (leased_until IS NULL OR leased_until < now()) \
              ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
          RETURNING asset_id, tenant_id, attempts, \
-             extract(epoch FROM now() - run_after)::float8",
+             extract(epoch FROM now() - run_after)::float8, traceparent, request_id",
     )
     .bind(worker_id)
     .bind(lease.as_secs_f64())
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((asset_id, tenant_id, attempt, waited)) = row else {
+    let Some((asset_id, tenant_id, attempt, waited, traceparent, request_id)) = row else {
         tx.rollback().await?;
         return Ok(None);
     };
@@ -52,12 +58,19 @@ pub async fn claim(pool: &PgPool, worker_id: &str, lease: Duration) -> Result<Op
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Some(ClaimedJob {
+    let job = ClaimedJob {
         asset_id,
         tenant_id,
         attempt,
         waited: Duration::try_from_secs_f64(waited).unwrap_or_default(),
-    }))
+    };
+    Ok(Some((
+        job,
+        QueuedBy {
+            traceparent,
+            request_id,
+        },
+    )))
 }
 
 /// Deletes the job inside the caller's transaction if `worker_id` still holds its lease.

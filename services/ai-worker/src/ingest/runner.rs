@@ -49,6 +49,7 @@ pub struct Runner {
     pub max_attempts: i32,
     /// Notified when this process queues work, so uploads do not wait for the next poll.
     pub wake: Arc<Notify>,
+    pub job_traces: crate::telemetry::job_trace::JobTraces,
 }
 
 /// Wall time per ingestion stage, recorded with the asset (`metadata.document.timings_ms`)
@@ -120,8 +121,10 @@ impl Runner {
                 claimed = queue::claim(&self.pool, &self.worker_id, self.lease) => claimed,
             };
             match claimed {
-                Ok(Some(job)) => {
-                    let span = crate::telemetry::job_trace::claimed(job.asset_id, job.attempt);
+                Ok(Some((job, queued_by))) => {
+                    let span = self
+                        .job_traces
+                        .claimed(job.asset_id, job.attempt, &queued_by);
                     self.handle(job, &shutdown).instrument(span).await;
                 }
                 Ok(None) => {

@@ -2,74 +2,113 @@
 //! one upload is one trace: `grpc.server` → `ingest.queue_wait` and `ingest.job` (→ parse,
 //! chunk, embed batches, commit).
 //!
-//! The context lives in this process only (the queue table has no column for it): a job that
-//! another replica claims, or that survives a restart, starts a new trace, and the job span
-//! records the asset id so the two can still be joined.
+//! The queuing call's W3C `traceparent` and request id are stored with the job
+//! (`worker.ingest_jobs`), so whichever replica claims it, now or after a restart, parents its
+//! `ingest.job` span there. The `ingest.queue_wait` span can only be measured by the process
+//! that queued the job: each worker keeps its own open queue-wait spans in a [`JobTraces`].
 
 use std::{
     collections::HashMap,
-    sync::{LazyLock, Mutex},
+    sync::{Arc, Mutex},
 };
 
+use opentelemetry::trace::TraceContextExt as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use uuid::Uuid;
 
-/// Jobs remembered at most; beyond this (a flood of uploads nobody processes here) the oldest
-/// contexts are simply forgotten.
+/// Queue-wait spans remembered at most; beyond this (a flood of uploads nobody processes
+/// here) the oldest are simply forgotten (the job still joins its trace through the queue).
 const MAX_PENDING: usize = 10_000;
 
-struct Pending {
-    queued: tracing::Span,
-    parent: opentelemetry::Context,
-    request_id: String,
+/// Who queued a job, as stored in the queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueuedBy {
+    pub traceparent: Option<String>,
+    pub request_id: Option<String>,
 }
 
-static PENDING: LazyLock<Mutex<HashMap<Uuid, Pending>>> = LazyLock::new(Mutex::default);
-
-/// Remembers the current span as the parent of `asset_id`'s processing and opens its
-/// `ingest.queue_wait` span. Call inside the RPC that queued the job.
-pub fn queued(asset_id: Uuid) {
-    let request_id = super::rpc::current_request_id();
-    let parent = tracing::Span::current().context();
-    // No `tracing` parent: holding this span must not keep the RPC's span open.
-    let queued = tracing::info_span!(parent: None, "ingest.queue_wait", %asset_id);
-    let _ = queued.set_parent(parent.clone());
-    let mut pending = PENDING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if pending.len() >= MAX_PENDING {
-        pending.clear();
-    }
-    pending.insert(
-        asset_id,
-        Pending {
-            queued,
-            parent,
+impl QueuedBy {
+    /// The current span's trace context and request id (call inside the queuing RPC).
+    pub fn current() -> Self {
+        let span = tracing::Span::current();
+        let traceparent = span
+            .context()
+            .span()
+            .span_context()
+            .is_valid()
+            .then(|| {
+                let mut headers = http::HeaderMap::new();
+                thinkbank_common::trace_context::inject(&span, &mut headers);
+                headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .flatten();
+        let request_id = Some(super::rpc::current_request_id()).filter(|id| !id.is_empty());
+        Self {
+            traceparent,
             request_id,
-        },
-    );
+        }
+    }
 }
 
-/// Closes the job's `ingest.queue_wait` span (if this process queued it) and returns the span
-/// its processing runs in: a child of the queuing call, or a new trace.
-pub fn claimed(asset_id: Uuid, attempt: i32) -> tracing::Span {
-    let pending = PENDING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&asset_id);
-    let span = tracing::info_span!(
-        parent: None,
-        "ingest.job",
-        %asset_id,
-        attempt,
-        request_id = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-    );
-    if let Some(pending) = pending {
-        drop(pending.queued);
-        let _ = span.set_parent(pending.parent);
-        span.record("request_id", pending.request_id.as_str());
+/// This worker's open `ingest.queue_wait` spans, by asset. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct JobTraces {
+    pending: Arc<Mutex<HashMap<Uuid, tracing::Span>>>,
+}
+
+impl JobTraces {
+    /// Opens `asset_id`'s `ingest.queue_wait` span under the current span. Call inside the
+    /// RPC that queued the job.
+    pub fn queued(&self, asset_id: Uuid) {
+        let parent = tracing::Span::current().context();
+        // No `tracing` parent: holding this span must not keep the RPC's span open.
+        let queued = tracing::info_span!(parent: None, "ingest.queue_wait", %asset_id);
+        let _ = queued.set_parent(parent);
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.len() >= MAX_PENDING {
+            pending.clear();
+        }
+        pending.insert(asset_id, queued);
     }
-    thinkbank_common::trace_context::record_trace_id(&span);
-    span
+
+    /// Closes the job's `ingest.queue_wait` span (if this worker queued it) and returns the
+    /// span its processing runs in: a child of the queuing call, or a new trace when the
+    /// caller was not traced.
+    pub fn claimed(&self, asset_id: Uuid, attempt: i32, queued_by: &QueuedBy) -> tracing::Span {
+        let queued = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&asset_id);
+        drop(queued);
+        let span = tracing::info_span!(
+            parent: None,
+            "ingest.job",
+            %asset_id,
+            attempt,
+            request_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        if let Some(traceparent) = &queued_by.traceparent
+            && let Ok(value) = http::HeaderValue::from_str(traceparent)
+        {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", value);
+            let parent = thinkbank_common::trace_context::extract(&headers);
+            if parent.span().span_context().is_valid() {
+                let _ = span.set_parent(parent);
+            }
+        }
+        if let Some(request_id) = &queued_by.request_id {
+            span.record("request_id", request_id.as_str());
+        }
+        thinkbank_common::trace_context::record_trace_id(&span);
+        span
+    }
 }
