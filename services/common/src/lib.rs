@@ -2,6 +2,7 @@
 //! statuses consistent, logging and tracing set-up, metrics helpers, trace-context
 //! propagation, and the shutdown signal.
 
+pub mod db_spans;
 pub mod error_code;
 pub mod logging;
 pub mod metrics;

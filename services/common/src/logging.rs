@@ -105,6 +105,17 @@ pub fn install(default_service: &str, endpoint: Option<String>) -> Result<Teleme
         .with_target("thinkbank_gateway", Level::INFO)
         .with_target("thinkbank_ai_worker", Level::INFO)
         .with_target("thinkbank_common", Level::INFO);
+    // Statement spans only matter when spans are exported; sqlx formats its statement event
+    // only when some layer wants it. (Installed either way, with an empty filter when off:
+    // `Option<Layer>` would not pass the dispatch on to it.)
+    let db_filter = if endpoint.is_some() {
+        traced
+            .clone()
+            .with_target(crate::db_spans::SQLX_TARGET, Level::DEBUG)
+    } else {
+        Targets::new()
+    };
+    let db_spans = crate::db_spans::DbSpans::new(tracer.clone()).with_filter(db_filter);
     tracing_subscriber::registry()
         .with(fmt_layer.with_filter(filter))
         .with(
@@ -112,6 +123,7 @@ pub fn install(default_service: &str, endpoint: Option<String>) -> Result<Teleme
                 .with_tracer(tracer)
                 .with_filter(traced),
         )
+        .with(db_spans)
         .try_init()
         .map_err(|e| format!("a global subscriber is already installed: {e}"))?;
     Ok(Telemetry { provider, endpoint })

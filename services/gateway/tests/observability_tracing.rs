@@ -171,6 +171,28 @@ async fn an_upload_and_a_chat_each_make_one_trace_across_gateway_and_worker() {
     let batches = upload.any("embed.batch");
     assert!(!batches.is_empty());
     batches.iter().for_each(|b| assert_child(b, job));
+    // Every statement is a span where it ran: the chunk commit's inserts under the commit.
+    let commit = upload.one("db.commit_chunks", None);
+    let commit_queries: Vec<_> = upload
+        .any("db.query")
+        .into_iter()
+        .filter(|q| q.parent_span_id == commit.span_id)
+        .collect();
+    assert!(
+        commit_queries
+            .iter()
+            .any(|q| q.attributes["db.query.text"].contains("INSERT INTO worker.chunks")),
+        "{:?}",
+        commit_queries
+            .iter()
+            .map(|q| &q.attributes["db.query.summary"])
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        commit_queries
+            .iter()
+            .all(|q| q.attributes["db.system.name"] == "postgresql" && q.kind == CLIENT)
+    );
     let crates = upload.crates();
     assert!(
         crates.contains("thinkbank_gateway") && crates.contains("thinkbank_ai_worker"),
@@ -211,6 +233,13 @@ async fn an_upload_and_a_chat_each_make_one_trace_across_gateway_and_worker() {
     assert_child(retrieve, answer);
     let vector = chat.one("search.vector", None);
     assert_child(vector, retrieve);
+    assert!(
+        chat.any("db.query")
+            .iter()
+            .any(|q| q.parent_span_id == vector.span_id
+                && q.attributes["db.query.text"].contains("ORDER BY e.embedding")),
+        "the vector leg's SQL should be a span under search.vector"
+    );
     // The query is embedded inside the vector leg, once per model the collections use.
     assert_child(chat.one("search.embed", None), vector);
     let llm = chat.one("llm.call", None);
