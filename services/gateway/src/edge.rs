@@ -131,21 +131,29 @@ pub fn until_shutdown(
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let request_id = crate::error::current_request_id();
+    let error = serde_json::json!({"error": {
+        "code": ErrorCode::Unavailable.as_str(),
+        "message": "the gateway is shutting down; reconnect to continue",
+        "request_id": request_id,
+    }});
+    let farewell = vec![
+        Event::default().event("error").data(error.to_string()),
+        Event::default().event("done").data("{}"),
+    ];
+    end_on_shutdown(events, shutdown, farewell)
+}
+
+/// `events` until `shutdown`, then `farewell` — only when the shutdown cut the stream short,
+/// not after its own last event.
+pub fn end_on_shutdown(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    shutdown: CancellationToken,
+    farewell: Vec<Event>,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let farewell_due = shutdown.clone();
-    let farewell = futures::stream::iter([
-        (
-            "error",
-            serde_json::json!({"error": {
-                "code": ErrorCode::Unavailable.as_str(),
-                "message": "the gateway is shutting down; reconnect to continue",
-                "request_id": request_id,
-            }})
-            .to_string(),
-        ),
-        ("done", "{}".to_owned()),
-    ])
-    .filter(move |_| std::future::ready(farewell_due.is_cancelled()))
-    .map(|(name, data)| Ok(Event::default().event(name).data(data)));
+    let farewell = futures::stream::iter(farewell)
+        .filter(move |_| std::future::ready(farewell_due.is_cancelled()))
+        .map(Ok);
     events
         .take_until(shutdown.cancelled_owned())
         .chain(farewell)

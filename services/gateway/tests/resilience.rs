@@ -258,17 +258,36 @@ async fn stopping_the_gateway_ends_open_chat_streams_with_a_final_event() {
         .await
         .unwrap();
     assert_eq!(chat.status(), StatusCode::OK);
-    // Once the model is answering, the gateway is told to stop.
+    let completion = http
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&json!({"model": "thinkbank", "stream": true,
+                      "messages": [{"role": "user", "content": "What causes ocean tides?"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(completion.status(), StatusCode::OK);
+    // Once the model is answering both, the gateway is told to stop.
     for _ in 0..100 {
-        if !fake.requests().is_empty() {
+        if fake.requests().len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(fake.requests().len(), 1);
+    assert_eq!(fake.requests().len(), 2);
     let stopping = tokio::spawn(gateway.stop());
-    let events = read_sse(chat).await;
+    let (events, chunks) = tokio::join!(read_sse(chat), read_sse(completion));
     stopping.await.unwrap();
+    // The OpenAI-compatible stream ends as OpenAI reports a failure inside a stream: a last
+    // data line with an `error` (and no `[DONE]`, which means a complete answer).
+    let data: Vec<&str> = chunks.iter().map(|(_, e)| e.data.as_str()).collect();
+    assert!(
+        data.iter().any(|d| d.contains("chat.completion.chunk")),
+        "{data:?}"
+    );
+    assert!(!data.contains(&"[DONE]"), "{data:?}");
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "unavailable", "{last}");
+    assert_eq!(last["error"]["type"], "server_error");
     let names: Vec<&str> = events.iter().map(|(_, e)| e.event.as_str()).collect();
     assert_eq!(names.first(), Some(&"sources"));
     assert!(!names.contains(&"final"), "{names:?}");

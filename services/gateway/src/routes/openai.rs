@@ -17,7 +17,7 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
-use futures::{Stream, StreamExt as _};
+use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use thinkbank_proto::v1::{self as pb, chat_stream_response::Event as ChatEvent};
@@ -184,8 +184,18 @@ pub async fn completions(
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
     if stream_mode {
         let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);
-        let events =
-            chunks(stream, id, include_usage).take_until(state.shutdown.clone().cancelled_owned());
+        // A shutdown ends the stream the way OpenAI reports a failure inside one.
+        let farewell = data(&json!({"error": {
+            "message": "the gateway is shutting down; retry the request",
+            "type": "server_error",
+            "code": thinkbank_common::ErrorCode::Unavailable.as_str(),
+            "param": null,
+        }}));
+        let events = crate::edge::end_on_shutdown(
+            chunks(stream, id, include_usage),
+            state.shutdown.clone(),
+            vec![farewell],
+        );
         Ok(Sse::new(events)
             .keep_alive(KeepAlive::new().interval(heartbeat))
             .into_response())
@@ -317,7 +327,7 @@ fn chunks(
     stream: Streaming<pb::ChatStreamResponse>,
     id: String,
     include_usage: bool,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let relay = Relay {
         stream,
         id,
