@@ -12,6 +12,7 @@ const PROTO_FILES: &[&str] = &[
     "proto/thinkbank/v1/chat.proto",
     "proto/thinkbank/v1/collections.proto",
     "proto/thinkbank/v1/embeddings.proto",
+    "proto/thinkbank/v1/health.proto",
     "proto/thinkbank/v1/search.proto",
 ];
 

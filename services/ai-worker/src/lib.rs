@@ -14,6 +14,7 @@ pub mod error;
 pub mod grpc;
 pub mod ingest;
 pub mod llm;
+pub mod readiness;
 pub mod search;
 pub mod telemetry;
 pub mod tenancy;

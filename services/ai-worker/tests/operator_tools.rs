@@ -40,10 +40,11 @@ const CHAT_STREAM: &str = r#"grpcurl -plaintext -d '{"question": "What causes oc
 /// The document `PROCESS_ASSET` uploads from the working directory.
 const TIDES_MD: &str = "# Tides\n\nOcean tides are caused mainly by the gravitational pull of the Moon on the Earth. Most coasts see two high tides a day.\n";
 
-const AI_WORKER_METHODS: [&str; 22] = [
+const AI_WORKER_METHODS: [&str; 23] = [
     "thinkbank.v1.AiWorker.CancelAsset",
     "thinkbank.v1.AiWorker.CancelMigration",
     "thinkbank.v1.AiWorker.ChatStream",
+    "thinkbank.v1.AiWorker.CheckDependencies",
     "thinkbank.v1.AiWorker.CreateCollection",
     "thinkbank.v1.AiWorker.DeleteAsset",
     "thinkbank.v1.AiWorker.DeleteConversation",

@@ -112,6 +112,9 @@ async fn each_model_token_becomes_one_sse_delta_and_the_final_event_reports_cita
         .unwrap();
     assert_eq!(ready["llm"]["mode"], "generative");
     assert_eq!(ready["llm"]["model"], FAKE_MODEL);
+    // The worker asked the provider for its model list, and it answered.
+    assert_eq!(ready["llm"]["probe"]["status"], "ok", "{ready}");
+    assert!(ready["llm"]["probe"]["latency_ms"].as_f64().unwrap() > 0.0);
 }
 
 #[tokio::test]

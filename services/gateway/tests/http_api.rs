@@ -449,6 +449,53 @@ async fn readiness_follows_the_worker() {
     assert_eq!(body["llm"]["mode"], "extractive");
     assert_eq!(body["llm"]["model"], "extractive");
     assert_eq!(body["llm"]["unavailable"], false);
+    assert!(
+        body["llm"].get("probe").is_none(),
+        "no LLM to probe: {body}"
+    );
+    // The worker probes its own required dependencies.
+    for name in ["object_store", "worker_database"] {
+        assert_eq!(body["checks"][name]["status"], "ok", "{name}: {body}");
+        assert!(body["checks"][name]["latency_ms"].as_f64().unwrap() > 0.0);
+    }
+
+    // An object store that refuses writes makes the platform unready (uploads would fail),
+    // and readiness returns with it.
+    let objects = stack.worker.objects_dir.clone();
+    let aside = objects.with_extension("aside");
+    std::fs::rename(&objects, &aside).unwrap();
+    std::fs::write(&objects, b"not a directory").unwrap();
+    let response = stack
+        .http
+        .get(stack.gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(
+        body["checks"]["object_store"]["status"], "failing",
+        "{body}"
+    );
+    assert!(
+        body["checks"]["object_store"]["error"]
+            .as_str()
+            .unwrap()
+            .len()
+            > 5
+    );
+    assert_eq!(body["checks"]["worker"]["status"], "ok");
+    std::fs::remove_file(&objects).unwrap();
+    std::fs::rename(&aside, &objects).unwrap();
+    let response = stack
+        .http
+        .get(stack.gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
     let Stack {
         worker,
         gateway,
@@ -460,6 +507,7 @@ async fn readiness_follows_the_worker() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["checks"]["worker"]["status"], "failing");
+    assert_eq!(body["checks"]["object_store"]["status"], "failing");
     assert!(
         body.get("llm").is_none(),
         "no answer mode without a worker: {body}"

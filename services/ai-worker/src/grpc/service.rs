@@ -274,6 +274,26 @@ impl AiWorker for AiWorkerService {
         Ok(Response::new(convert::conversation(&row)))
     }
 
+    async fn check_dependencies(
+        &self,
+        request: Request<pb::CheckDependenciesRequest>,
+    ) -> Result<Response<pb::CheckDependenciesResponse>, Status> {
+        let state = self.state()?;
+        self.caller(&request)?;
+        let checks = crate::readiness::check(&state)
+            .await
+            .into_iter()
+            .map(|c| pb::DependencyCheck {
+                name: c.name.to_owned(),
+                ok: c.error.is_none(),
+                latency_ms: c.latency_ms,
+                error: c.error.unwrap_or_default(),
+                required: c.required,
+            })
+            .collect();
+        Ok(Response::new(pb::CheckDependenciesResponse { checks }))
+    }
+
     async fn get_chat_info(
         &self,
         request: Request<pb::GetChatInfoRequest>,

@@ -67,6 +67,22 @@ impl Objects {
         self.store.get(&ObjectPath::from(key)).await?.bytes().await
     }
 
+    /// Writes, reads back and deletes a small probe object: the store accepts uploads now.
+    pub async fn probe(&self) -> Result<(), object_store::Error> {
+        let key = format!(".readiness/{}", Uuid::new_v4());
+        let written = Bytes::from_static(b"thinkbank readiness probe");
+        self.put(&key, written.clone()).await?;
+        let read = self.get(&key).await;
+        self.delete(&key).await?;
+        if read? != written {
+            return Err(object_store::Error::Generic {
+                store: "readiness probe",
+                source: "the probe object read back differs from what was written".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Deletes `key`; a missing object is not an error (deletes are retried).
     pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {
         match self.store.delete(&ObjectPath::from(key)).await {

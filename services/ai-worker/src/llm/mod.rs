@@ -179,6 +179,8 @@ pub type LlmStream = Pin<Box<dyn Stream<Item = Result<LlmEvent, LlmError>> + Sen
 pub trait ChatModel: Send + Sync + std::fmt::Debug {
     fn stream(&self, messages: Vec<Message>) -> BoxFuture<'_, Result<LlmStream, LlmError>>;
     fn model(&self) -> &str;
+    /// A cheap request that shows the provider answers (readiness), without generating.
+    fn probe(&self) -> BoxFuture<'_, Result<(), LlmError>>;
 }
 
 /// A started completion: what arrived up to and including the first token, then the rest.
@@ -266,6 +268,14 @@ impl Llm {
                 Err(_) => return Err(LlmError::Timeout(self.idle_timeout)),
             }
         }
+    }
+
+    /// Whether the provider answers now: its model list, within `timeout`. Does not touch the
+    /// breaker (readiness probes must not open or close it).
+    pub async fn probe(&self, timeout: Duration) -> Result<(), LlmError> {
+        tokio::time::timeout(timeout, self.model.probe())
+            .await
+            .unwrap_or(Err(LlmError::Timeout(timeout)))
     }
 
     /// True while the breaker fails calls fast.

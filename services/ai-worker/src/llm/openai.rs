@@ -132,6 +132,17 @@ impl ChatModel for OpenAiCompatible {
         &self.model
     }
 
+    fn probe(&self) -> BoxFuture<'_, Result<(), LlmError>> {
+        Box::pin(async move {
+            self.client
+                .models()
+                .list_byot::<serde_json::Value>()
+                .await
+                .map(|_| ())
+                .map_err(map_error)
+        })
+    }
+
     fn stream(&self, messages: Vec<Message>) -> BoxFuture<'_, Result<LlmStream, LlmError>> {
         Box::pin(async move {
             let request = json!({

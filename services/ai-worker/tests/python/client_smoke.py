@@ -223,7 +223,7 @@ def run_reflection(channel):
     service = database.FindFileContainingSymbol("thinkbank.v1.AiWorker")
     methods = sorted(m.name for s in service.service if s.name == "AiWorker" for m in s.method)
     expected = sorted([
-        "CancelAsset", "CancelMigration", "ChatStream", "CreateCollection", "DeleteAsset", "DeleteConversation", "GetAsset", "GetChatInfo", "GetCollection", "GetConversation", "GetEmbedding", "ListAssets", "ListCollections", "ListConversations", "ListEmbeddingModels", "MigrateCollection", "ProcessAsset", "RenameConversation", "ReprocessAsset", "UploadAsset", "VectorSearch", "WatchAsset",
+        "CancelAsset", "CancelMigration", "ChatStream", "CheckDependencies", "CreateCollection", "DeleteAsset", "DeleteConversation", "GetAsset", "GetChatInfo", "GetCollection", "GetConversation", "GetEmbedding", "ListAssets", "ListCollections", "ListConversations", "ListEmbeddingModels", "MigrateCollection", "ProcessAsset", "RenameConversation", "ReprocessAsset", "UploadAsset", "VectorSearch", "WatchAsset",
     ])
     check(methods == expected, f"reflection: AiWorker has methods {methods}, expected {expected}")
     return f"client_smoke: ok: reflection lists {', '.join(services)}; AiWorker: {', '.join(methods)}"

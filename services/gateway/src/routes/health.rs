@@ -33,9 +33,10 @@ struct Check {
 struct Readiness {
     /// `ready` or `not_ready`.
     status: &'static str,
-    /// Per dependency: `worker`, and `database` when one is configured.
+    /// Per required dependency: `worker`, `database` (the gateway's), and the worker's own
+    /// `object_store` (and `worker_database`), each probed now.
     #[schema(value_type = std::collections::BTreeMap<String, Check>)]
-    checks: std::collections::BTreeMap<&'static str, Check>,
+    checks: std::collections::BTreeMap<String, Check>,
     /// Informational, not a readiness condition; absent when the worker did not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     llm: Option<LlmInfo>,
@@ -48,6 +49,10 @@ struct LlmInfo {
     model: String,
     /// The LLM circuit breaker is open: chat answers 503 until it recovers.
     unavailable: bool,
+    /// The worker's probe of the provider (its model list), when an LLM is configured. Not a
+    /// readiness condition: without the LLM, search and ingestion still work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe: Option<Check>,
 }
 
 /// `GET /readyz`
@@ -58,14 +63,51 @@ struct LlmInfo {
          body = Readiness),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (worker, database, llm) = tokio::join!(
+    let (worker, database, mut llm, dependencies) = tokio::join!(
         check_worker(&state),
         check_database(&state),
-        llm_info(&state)
+        llm_info(&state),
+        worker_dependencies(&state)
     );
     let mut checks = std::collections::BTreeMap::new();
-    checks.insert("worker", worker);
-    checks.insert("database", database);
+    checks.insert("worker".to_owned(), worker);
+    checks.insert("database".to_owned(), database);
+    match dependencies {
+        Ok(dependencies) => {
+            for dependency in dependencies {
+                let check = Check {
+                    status: if dependency.ok { "ok" } else { "failing" },
+                    latency_ms: dependency.latency_ms,
+                    error: (!dependency.ok).then_some(dependency.error),
+                };
+                match dependency.name.as_str() {
+                    "llm" => {
+                        if let Some(llm) = llm.as_mut() {
+                            llm.probe = Some(check);
+                        }
+                    }
+                    // The gateway's own database check is `database`.
+                    "database" => {
+                        checks.insert("worker_database".to_owned(), check);
+                    }
+                    name if dependency.required => {
+                        checks.insert(name.to_owned(), check);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Err(error) => {
+            checks.insert(
+                "object_store".to_owned(),
+                Check {
+                    status: "failing",
+                    latency_ms: 0.0,
+                    error: Some(format!("unknown: the worker did not answer ({error})")),
+                },
+            );
+        }
+    }
     let ready = checks.values().all(|c| c.status == "ok");
     let status = if ready {
         StatusCode::OK
@@ -97,7 +139,29 @@ async fn llm_info(state: &AppState) -> Option<LlmInfo> {
         mode: super::chat::answer_mode_name(info.answer_mode()),
         model: info.model,
         unavailable: info.llm_unavailable,
+        probe: None,
     })
+}
+
+/// The worker's probes of its own dependencies.
+async fn worker_dependencies(
+    state: &AppState,
+) -> Result<Vec<thinkbank_proto::v1::DependencyCheck>, String> {
+    let request = state.request(
+        thinkbank_proto::v1::CheckDependenciesRequest {},
+        CHECK_TIMEOUT + Duration::from_secs(1),
+    );
+    let mut worker = state.worker.clone();
+    // Not a client's call: the gateway asks for itself (the answer holds no tenant data).
+    let ask = crate::auth::PRINCIPAL.scope(
+        crate::auth::Principal::gateway(),
+        worker.check_dependencies(request),
+    );
+    match tokio::time::timeout(CHECK_TIMEOUT + Duration::from_secs(1), ask).await {
+        Ok(Ok(response)) => Ok(response.into_inner().checks),
+        Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
+        Err(_) => Err("timed out".into()),
+    }
 }
 
 async fn check_worker(state: &AppState) -> Check {
