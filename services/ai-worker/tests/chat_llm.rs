@@ -20,24 +20,12 @@ const QUESTION: &str = "What is magma called when it reaches the surface?";
 
 async fn ingest(client: &mut Client) {
     for (name, text) in [("volcanoes.md", VOLCANOES), ("baking.txt", BAKING)] {
-        let asset = client
-            .process_asset(pb::ProcessAssetRequest {
-                filename: name.into(),
-                content: text.as_bytes().to_vec().into(),
-                wait: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .asset
-            .unwrap();
-        assert_eq!(
-            asset.status,
-            pb::AssetStatus::Ready as i32,
-            "{}",
-            asset.error
-        );
+        let request = pb::ProcessAssetRequest {
+            filename: name.into(),
+            content: text.as_bytes().to_vec().into(),
+            ..Default::default()
+        };
+        thinkbank_testkit::ingest_ready(client, request).await;
     }
 }
 

@@ -63,26 +63,13 @@ async fn create(client: &mut Client, name: &str, model: &str) -> pb::Collection 
 }
 
 async fn upload(client: &mut Client, collection_id: &str, name: &str, text: &str) -> String {
-    let asset = client
-        .process_asset(pb::ProcessAssetRequest {
-            collection_id: collection_id.into(),
-            filename: name.into(),
-            content: text.as_bytes().to_vec().into(),
-            wait: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .asset
-        .unwrap();
-    assert_eq!(
-        asset.status,
-        pb::AssetStatus::Ready as i32,
-        "{}",
-        asset.error
-    );
-    asset.id
+    let request = pb::ProcessAssetRequest {
+        collection_id: collection_id.into(),
+        filename: name.into(),
+        content: text.as_bytes().to_vec().into(),
+        ..Default::default()
+    };
+    thinkbank_testkit::ingest_ready(client, request).await.id
 }
 
 async fn search(client: &mut Client, collection_id: &str, query: &str) -> pb::VectorSearchResponse {

@@ -59,25 +59,13 @@ async fn corpus() -> Corpus {
             ]
             .into(),
         };
-        let asset = client
-            .process_asset(pb::ProcessAssetRequest {
-                filename: name.into(),
-                content: text.as_bytes().to_vec().into(),
-                wait: true,
-                metadata: Some(metadata),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .asset
-            .unwrap();
-        assert_eq!(
-            asset.status,
-            pb::AssetStatus::Ready as i32,
-            "{}",
-            asset.error
-        );
+        let request = pb::ProcessAssetRequest {
+            filename: name.into(),
+            content: text.as_bytes().to_vec().into(),
+            metadata: Some(metadata),
+            ..Default::default()
+        };
+        let asset = thinkbank_testkit::ingest_ready(&mut client, request).await;
         ids.push(asset.id);
     }
     Corpus {

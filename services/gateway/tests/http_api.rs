@@ -431,17 +431,16 @@ async fn request_ids_are_generated_or_echoed() {
     assert_eq!(body["error"]["request_id"], "trace-me-123");
 }
 
+async fn readyz(http: &reqwest::Client, gateway: &GatewayHandle) -> (StatusCode, Value) {
+    let response = http.get(gateway.url("/readyz")).send().await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
 #[tokio::test]
 async fn readiness_follows_the_worker() {
     let stack = stack().await;
-    let response = stack
-        .http
-        .get(stack.gateway.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = readyz(&stack.http, &stack.gateway).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["worker"]["status"], "ok");
     assert_eq!(body["checks"]["database"]["status"], "ok");
@@ -465,14 +464,8 @@ async fn readiness_follows_the_worker() {
     let aside = objects.with_extension("aside");
     std::fs::rename(&objects, &aside).unwrap();
     std::fs::write(&objects, b"not a directory").unwrap();
-    let response = stack
-        .http
-        .get(stack.gateway.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = readyz(&stack.http, &stack.gateway).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "not_ready");
     assert_eq!(
         body["checks"]["object_store"]["status"], "failing",
@@ -488,13 +481,8 @@ async fn readiness_follows_the_worker() {
     assert_eq!(body["checks"]["worker"]["status"], "ok");
     std::fs::remove_file(&objects).unwrap();
     std::fs::rename(&aside, &objects).unwrap();
-    let response = stack
-        .http
-        .get(stack.gateway.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = readyz(&stack.http, &stack.gateway).await;
+    assert_eq!(status, StatusCode::OK);
 
     let Stack {
         worker,
@@ -503,9 +491,8 @@ async fn readiness_follows_the_worker() {
         _db,
     } = stack;
     worker.stop().await;
-    let response = http.get(gateway.url("/readyz")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = readyz(&http, &gateway).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["checks"]["worker"]["status"], "failing");
     assert_eq!(body["checks"]["object_store"]["status"], "failing");
     assert!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use thinkbank_proto::v1::{self as pb, ai_worker_client::AiWorkerClient};
 use thinkbank_testkit::{
-    TestDatabase, WorkerHandle, parse_shadow_profile,
+    TestDatabase, WorkerHandle, ingest_ready, parse_shadow_profile,
     prometheus::{Scrape, scrape},
     spawn_gateway, spawn_worker, spawn_worker_with, worker_config,
 };
@@ -122,24 +122,12 @@ async fn shadow_profiles_compare_real_results_and_never_change_the_response() {
     let plain = spawn_worker(&db).await;
     let mut reference = plain.client().await;
     for (name, text) in DOCUMENTS {
-        let asset = reference
-            .process_asset(pb::ProcessAssetRequest {
-                filename: name.into(),
-                content: text.as_bytes().to_vec().into(),
-                wait: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .asset
-            .unwrap();
-        assert_eq!(
-            asset.status,
-            pb::AssetStatus::Ready as i32,
-            "{}",
-            asset.error
-        );
+        let request = pb::ProcessAssetRequest {
+            filename: name.into(),
+            content: text.as_bytes().to_vec().into(),
+            ..Default::default()
+        };
+        ingest_ready(&mut reference, request).await;
     }
 
     // Every live search is shadowed by vector-only retrieval.

@@ -256,6 +256,31 @@ pub async fn spawn_worker_with(config: thinkbank_ai_worker::Config) -> WorkerHan
     handle
 }
 
+/// Sends `request` with `wait` set and returns the asset, which must have become READY.
+pub async fn ingest_ready(
+    client: &mut thinkbank_proto::v1::ai_worker_client::AiWorkerClient<tonic::transport::Channel>,
+    request: thinkbank_proto::v1::ProcessAssetRequest,
+) -> thinkbank_proto::v1::Asset {
+    let name = request.filename.clone();
+    let asset = client
+        .process_asset(thinkbank_proto::v1::ProcessAssetRequest {
+            wait: true,
+            ..request
+        })
+        .await
+        .unwrap_or_else(|status| panic!("uploading {name}: {status}"))
+        .into_inner()
+        .asset
+        .unwrap_or_else(|| panic!("uploading {name}: no asset in the response"));
+    assert_eq!(
+        asset.status,
+        thinkbank_proto::v1::AssetStatus::Ready as i32,
+        "{name}: {}",
+        asset.error
+    );
+    asset
+}
+
 /// Polls grpc.health.v1 until the AiWorker service reports SERVING (60 s at most).
 pub async fn wait_until_serving(addr: SocketAddr) {
     use tonic_health::pb::{
