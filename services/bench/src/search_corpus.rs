@@ -14,7 +14,8 @@ use sha2::{Digest as _, Sha256};
 use thinkbank_ai_worker::{embed::LocalEmbedder, ingest::parse::html};
 
 /// Documentation trees in the order they are read; the books are prose, the API docs add
-/// volume. `src`, `trait.impl` and `type.impl` hold source code and script data, not prose.
+/// volume. `src`, `trait.impl` and `type.impl` hold source code and script data, not prose;
+/// `""` stands for the pages at the top (not its subdirectories).
 const TREES: &[&str] = &[
     "book",
     "reference",
@@ -31,10 +32,19 @@ const TREES: &[&str] = &[
     "alloc",
     "core",
     "proc_macro",
+    "test",
+    "std_detect",
+    "error_codes",
+    "clippy",
+    // The pages at the top of the docs: release notes, the old guides.
+    "",
 ];
-/// Passages hold whole sentences up to this many words (≈ 60 model tokens).
-const MAX_WORDS: usize = 48;
-const MIN_WORDS: usize = 8;
+/// Passages hold up to this many words (≈ 32 model tokens), ending at a sentence when one
+/// ends late enough, like a sentence-window chunker's.
+const MAX_WORDS: usize = 24;
+/// Words a passage shares with the previous one of its paragraph, as chunkers overlap.
+const OVERLAP_WORDS: usize = 10;
+const MIN_WORDS: usize = 6;
 /// Queries taken from the Book's headings.
 const MAX_QUERIES: usize = 200;
 
@@ -55,7 +65,7 @@ pub fn collect(docs: &Path, target: usize) -> anyhow::Result<Corpus> {
     let mut pages = 0;
     for tree in TREES {
         let mut files = Vec::new();
-        html_files(&docs.join(tree), &mut files)?;
+        html_files(&docs.join(tree), !tree.is_empty(), &mut files)?;
         files.sort();
         for file in files {
             if passages.len() >= target {
@@ -99,14 +109,16 @@ pub fn collect(docs: &Path, target: usize) -> anyhow::Result<Corpus> {
     })
 }
 
-fn html_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+fn html_files(dir: &Path, recurse: bool, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     if !dir.is_dir() {
         return Ok(());
     }
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let path = entry?.path();
         if path.is_dir() {
-            html_files(&path, out)?;
+            if recurse {
+                html_files(&path, true, out)?;
+            }
         } else if path.extension().is_some_and(|e| e == "html") {
             out.push(path);
         }
@@ -114,8 +126,8 @@ fn html_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whole sentences of one paragraph packed into passages of at most `MAX_WORDS` words;
-/// code-like text (few letters) and fragments are skipped.
+/// One paragraph cut into passages of at most `MAX_WORDS` words, each starting with the last
+/// `OVERLAP_WORDS` of the one before; code-like text (few letters) and fragments are skipped.
 fn passages_of(block: &str) -> Vec<String> {
     let words: Vec<&str> = block.split_whitespace().collect();
     let letters = block.chars().filter(|c| c.is_alphabetic()).count();
@@ -123,17 +135,24 @@ fn passages_of(block: &str) -> Vec<String> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    let mut current: Vec<&str> = Vec::new();
-    for word in words {
-        current.push(word);
-        let sentence_end = word.ends_with('.') || word.ends_with('?') || word.ends_with('!');
-        if current.len() >= MAX_WORDS || (sentence_end && current.len() >= MAX_WORDS * 2 / 3) {
-            out.push(current.join(" "));
-            current.clear();
+    let mut start = 0;
+    while start < words.len() {
+        let mut end = (start + MAX_WORDS).min(words.len());
+        // End at the last sentence end in the window's second half, if there is one.
+        if end < words.len()
+            && let Some(cut) = (start + MAX_WORDS / 2..end)
+                .rev()
+                .find(|&i| words[i].ends_with(['.', '?', '!']))
+        {
+            end = cut + 1;
         }
-    }
-    if current.len() >= MIN_WORDS {
-        out.push(current.join(" "));
+        if end - start >= MIN_WORDS {
+            out.push(words[start..end].join(" "));
+        }
+        if end == words.len() {
+            break;
+        }
+        start = end.saturating_sub(OVERLAP_WORDS).max(start + 1);
     }
     out
 }
@@ -213,7 +232,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paragraphs_become_sentence_aligned_passages_and_code_is_skipped() {
+    fn paragraphs_become_overlapping_sentence_aligned_passages_and_code_is_skipped() {
         let sentence = "The borrow checker makes sure that references are always valid here.";
         let block = [sentence; 8].join(" ");
         let passages = passages_of(&block);
@@ -223,6 +242,14 @@ mod tests {
             assert!((MIN_WORDS..=MAX_WORDS).contains(&words), "{p}");
         }
         assert!(passages[0].ends_with('.'));
+        // Consecutive passages share their boundary words.
+        let tail: Vec<&str> = passages[0]
+            .split_whitespace()
+            .rev()
+            .take(OVERLAP_WORDS)
+            .collect();
+        let head: Vec<&str> = passages[1].split_whitespace().take(OVERLAP_WORDS).collect();
+        assert_eq!(tail.into_iter().rev().collect::<Vec<_>>(), head);
         assert!(passages_of("let x = vec![1, 2, 3]; x.iter().map(|v| v * 2);").is_empty());
         assert!(passages_of("Too short to count.").is_empty());
     }

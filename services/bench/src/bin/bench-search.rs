@@ -296,7 +296,7 @@ async fn main() -> anyhow::Result<()> {
         "corpus": {
             "chunks": corpus.passages.len(),
             "dimensions": dims,
-            "source": "Rust toolchain documentation (books, reference, std/core/alloc API docs), passages of whole sentences ≤ 48 words",
+            "source": "Rust toolchain documentation (books, reference, std/core/alloc API docs), passages of 6-24 words ending at sentence ends where possible, 10 words of overlap",
             "pages_read": corpus.pages,
             "queries": corpus.queries.len(),
             "query_source": "Rust Book section headings",
