@@ -69,6 +69,41 @@ fn batch_composition_does_not_change_a_vector() {
     assert!(worst <= 1e-5, "padding changed the vector by {worst}");
 }
 
+/// The encoder stacks a call's texts unpadded and splits large calls into groups run on
+/// different threads; none of that may change a text's vector beyond float rounding.
+#[test]
+fn a_text_gets_the_same_vector_alone_and_in_any_batch() {
+    let embedder = LocalEmbedder::load(&thinkbank_testkit::model_dir()).unwrap();
+    let fixture = fixture();
+    let texts: Vec<&str> = fixture.cases.iter().map(|c| c.text.as_str()).collect();
+    let alone: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| embedder.embed_blocking(&[t]).unwrap().remove(0).vector)
+        .collect();
+    // Each call lists, per position, which fixture text it holds.
+    let n = texts.len();
+    let reversed: Vec<usize> = (0..n).rev().collect();
+    // ~7,000 tokens: several groups of sequences, run on both threads of the pool.
+    let large: Vec<usize> = (0..n * 20 + 3).map(|i| i % n).collect();
+    for call in [reversed, large] {
+        let call_texts: Vec<&str> = call.iter().map(|&i| texts[i]).collect();
+        let embedded = embedder.embed_blocking(&call_texts).unwrap();
+        assert_eq!(embedded.len(), call.len());
+        for (position, (got, &i)) in embedded.iter().zip(&call).enumerate() {
+            let worst = alone[i]
+                .iter()
+                .zip(&got.vector)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst <= 1e-6,
+                "text {i} at {position} of {}: differs by {worst}",
+                call.len()
+            );
+        }
+    }
+}
+
 #[test]
 fn long_input_is_truncated_and_reported() {
     let embedder = LocalEmbedder::load(&thinkbank_testkit::model_dir()).unwrap();

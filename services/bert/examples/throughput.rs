@@ -9,7 +9,7 @@ use std::{path::PathBuf, time::Instant};
 use thinkbank_bert::Encoder;
 use tokenizers::{Tokenizer, TruncationParams};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut args = std::env::args().skip(1);
     let usage = "usage: throughput MODEL_DIR TEXTS_JSON [ROUNDS]";
     let dir = PathBuf::from(args.next().ok_or(usage)?);

@@ -27,6 +27,10 @@ pub fn attend(
     start: usize,
     len: usize,
 ) {
+    if len == 0 {
+        // Nothing to attend to, and no rows to slice into.
+        return;
+    }
     let hidden = heads.count * heads.size;
     let qkv_width = 3 * hidden;
     if scores.len() < len * len {
@@ -94,7 +98,7 @@ mod tests {
     fn each_sequence_attends_only_to_itself() {
         let heads = Heads { count: 3, size: 4 };
         let hidden = 12;
-        let lens = [5, 1, 9];
+        let lens = [5, 1, 0, 9, 0];
         let total: usize = lens.iter().sum();
         let qkv: Vec<f32> = (0..total * 3 * hidden)
             .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 2.0)

@@ -25,7 +25,7 @@ pub fn exp<const FMA: bool>(x: f32) -> f32 {
     p = mul_add::<FMA>(p, r, 8.333_452e-3);
     p = mul_add::<FMA>(p, r, 4.166_579_6e-2);
     p = mul_add::<FMA>(p, r, 1.666_666_5e-1);
-    p = mul_add::<FMA>(p, r, 5.000_000_1e-1);
+    p = mul_add::<FMA>(p, r, 0.5); // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let e_r = mul_add::<FMA>(p, r * r, r) + 1.0;
     // t's bits are ROUND's plus n, and ROUND's low 9 bits are zero, so shifting (bits + 127)
     // left by 23 leaves exactly the biased exponent n + 127 (in 1..=254 after the clamp).

@@ -150,17 +150,13 @@ mod tests {
             .collect()
     }
 
-    /// Naive triple loop over the same strided element access rules.
+    /// Naive triple loop; strides are (row, column), shape is (m, k, n).
     fn naive(
         a: &[f32],
-        a_rs: usize,
-        a_cs: usize,
+        (a_rs, a_cs): (usize, usize),
         b: &[f32],
-        b_rs: usize,
-        b_cs: usize,
-        m: usize,
-        k: usize,
-        n: usize,
+        (b_rs, b_cs): (usize, usize),
+        (m, k, n): (usize, usize, usize),
     ) -> Vec<f64> {
         let mut out = vec![0.0f64; m * n];
         for i in 0..m {
@@ -202,7 +198,7 @@ mod tests {
                 1.0,
                 false,
             );
-            assert_close(&c, n, &naive(&a, k, 1, &b, n, 1, m, k, n), n);
+            assert_close(&c, n, &naive(&a, (k, 1), &b, (n, 1), (m, k, n)), n);
         }
     }
 
@@ -217,13 +213,18 @@ mod tests {
         let lhs = Mat::new(&q[5..], m, k, wide);
         let rhs = Mat::new(&kk[9..], n, k, wide).t();
         matmul(MatMut::new(&mut c[4..], m, n, 30), lhs, rhs, 0.5, false);
-        let want: Vec<f64> = naive(&q[5..], wide, 1, &kk[9..], 1, wide, m, k, n)
+        let want: Vec<f64> = naive(&q[5..], (wide, 1), &kk[9..], (1, wide), (m, k, n))
             .into_iter()
             .map(|v| v * 0.5)
             .collect();
         assert_close(&c[4..], 30, &want, n);
-        // Columns outside the block are untouched.
-        assert!(c[..4].iter().all(|&v| v == 0.0));
+        // Everything outside the m × n block at column 4 is untouched.
+        for (i, row) in c.chunks(30).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let inside = i < m && (4..4 + n).contains(&j);
+                assert!(inside || v == 0.0, "({i},{j}) was written");
+            }
+        }
     }
 
     #[test]
@@ -239,7 +240,7 @@ mod tests {
             1.0,
             true,
         );
-        let want: Vec<f64> = naive(&a, k, 1, &b, n, 1, m, k, n)
+        let want: Vec<f64> = naive(&a, (k, 1), &b, (n, 1), (m, k, n))
             .into_iter()
             .map(|v| v + 2.0)
             .collect();

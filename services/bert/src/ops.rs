@@ -51,19 +51,26 @@ fn softmax_rows_generic<const FMA: bool>(x: &mut [f32], width: usize) {
     for row in x.chunks_exact_mut(width) {
         let max = lanes_max(row);
         let mut sums = [0.0f32; LANES];
-        let mut chunks = row.chunks_exact_mut(LANES);
-        for chunk in &mut chunks {
+        let (body, tail) = row.split_at_mut(width - width % LANES);
+        for chunk in body.chunks_exact_mut(LANES) {
             for (v, s) in chunk.iter_mut().zip(&mut sums) {
                 *v = exp::<FMA>(*v - max);
                 *s += *v;
             }
         }
-        let mut sum = 0.0;
-        for v in chunks.into_remainder() {
-            *v = exp::<FMA>(*v - max);
-            sum += *v;
+        if !tail.is_empty() {
+            // The tail goes through the same vector code in a padded block (a scalar loop of
+            // exps costs as much as the whole body for short rows). Padding is -inf, whose
+            // exp is clamped to ~1e-38: nothing next to a sum that is at least 1.
+            let mut block = [f32::NEG_INFINITY; LANES];
+            block[..tail.len()].copy_from_slice(tail);
+            for (v, s) in block.iter_mut().zip(&mut sums) {
+                *v = exp::<FMA>(*v - max);
+                *s += *v;
+            }
+            tail.copy_from_slice(&block[..tail.len()]);
         }
-        let inverse = 1.0 / (sum + sums.iter().sum::<f32>());
+        let inverse = 1.0 / sums.iter().sum::<f32>();
         for v in row.iter_mut() {
             *v *= inverse;
         }
@@ -127,16 +134,14 @@ fn lanes_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 fn lanes_max(row: &[f32]) -> f32 {
     let mut maxima = [f32::NEG_INFINITY; LANES];
     let chunks = row.chunks_exact(LANES);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    for chunk in chunks {
+    let mut block = [f32::NEG_INFINITY; LANES];
+    block[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    for chunk in chunks.chain(std::iter::once(&block[..])) {
         for (m, &v) in maxima.iter_mut().zip(chunk) {
             *m = m.max(v);
         }
     }
-    maxima.iter().fold(tail, |m, &v| m.max(v))
+    maxima.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
 }
 
 #[cfg(test)]

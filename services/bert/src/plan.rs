@@ -76,6 +76,6 @@ mod tests {
         assert_eq!(groups(&[60; 8], 2).len(), 2);
         assert_eq!(groups(&[60; 8], 1).len(), 1);
         let big = groups(&[65; 2000], 2);
-        assert!(big.len() >= 2000 * 65 / MAX_GROUP_TOKENS && big.len() % 2 == 0);
+        assert!(big.len() >= 2000 * 65 / MAX_GROUP_TOKENS && big.len().is_multiple_of(2));
     }
 }
