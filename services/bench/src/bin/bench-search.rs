@@ -469,7 +469,7 @@ impl Sql {
                 }
             }
         }
-        let sql = self.statement(assets.is_some(), false);
+        let sql = self.statement(assets.is_some(), false, matches!(scan, Scan::Exact));
         let vector = pgvector::Vector::from(query.to_vec());
         let mut q = sqlx::query_as::<_, (Uuid,)>(&sql)
             .bind(vector)
@@ -491,11 +491,12 @@ impl Sql {
             Scan::Hnsw { .. } => "SELECT set_config('hnsw.ef_search', '40', true)",
         };
         sqlx::query(setting).execute(&mut *tx).await?;
-        let lines: Vec<(String,)> = sqlx::query_as(&self.statement(false, true))
-            .bind(pgvector::Vector::from(query.to_vec()))
-            .bind(&self.model)
-            .fetch_all(&mut *tx)
-            .await?;
+        let lines: Vec<(String,)> =
+            sqlx::query_as(&self.statement(false, true, matches!(scan, Scan::Exact)))
+                .bind(pgvector::Vector::from(query.to_vec()))
+                .bind(&self.model)
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(lines
             .into_iter()
@@ -505,15 +506,19 @@ impl Sql {
             .unwrap_or_default())
     }
 
-    fn statement(&self, filtered: bool, explain: bool) -> String {
+    /// The vector leg's statement. Exact runs get a statement of their own: a prepared
+    /// statement's cached generic plan, made while index scans were off, would otherwise be
+    /// reused by the HNSW runs (settings do not invalidate cached plans).
+    fn statement(&self, filtered: bool, explain: bool, exact: bool) -> String {
         let dims = self.dims;
+        let tag = if exact { "/* exact */ " } else { "" };
         let filter = if filtered {
             " AND e.asset_id = ANY($3)"
         } else {
             ""
         };
         format!(
-            "{explain}SELECT c.id, c.asset_id, c.collection_id, a.filename, a.media_type, c.text, \
+            "{explain}{tag}SELECT c.id, c.asset_id, c.collection_id, a.filename, a.media_type, c.text, \
              1 - (e.embedding::vector({dims}) <=> $1) AS score, c.chunk_index, c.char_start, \
              c.char_end, c.headings, c.page \
              FROM worker.embeddings e \
