@@ -521,3 +521,58 @@ async fn a_shadow_profile_naming_an_unknown_model_stops_start_up_with_a_clear_er
         "{message}"
     );
 }
+
+/// Row-level security must not shrink the planner's idea of how many rows a tenant has: with
+/// the policies' collection check estimated at 0.5 %, vector search at 100k chunks sorted every
+/// row instead of walking its HNSW index (found by `make bench-search`).
+#[tokio::test]
+async fn row_level_security_keeps_the_planners_row_estimates() {
+    let db = TestDatabase::create().await;
+    let pool = thinkbank_ai_worker::db::connect_and_migrate(&db.url, 2)
+        .await
+        .unwrap();
+    let rows = 2000;
+    for statement in [
+        "INSERT INTO worker.assets (id, tenant_id, collection_id, filename, media_type, size_bytes, \
+         sha256, object_key, status, stage, embedding_model) VALUES ('00000000-0000-0000-0000-0000000000aa', \
+         '00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000001', 'a.txt', \
+         'text/plain', 1, 'x', 'k', 'ready', 'ready', 'all-minilm-l6-v2')",
+        "INSERT INTO worker.chunks (id, tenant_id, collection_id, asset_id, chunk_index, text, \
+         char_start, char_end, token_count, tsv) SELECT gen_random_uuid(), \
+         '00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000001', \
+         '00000000-0000-0000-0000-0000000000aa', i, 'text ' || i, 0, 1, 1, to_tsvector('text') \
+         FROM generate_series(1, 2000) AS i",
+        "INSERT INTO worker.embeddings (chunk_id, model, tenant_id, collection_id, asset_id, embedding) \
+         SELECT id, 'all-minilm-l6-v2', tenant_id, collection_id, asset_id, \
+         array_fill(chunk_index::real, ARRAY[384])::vector FROM worker.chunks",
+        "ANALYZE",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let tenant = thinkbank_ai_worker::tenancy::Tenant::default_tenant();
+    for (table, limited) in [
+        ("embeddings", false),
+        ("chunks", false),
+        ("embeddings", true),
+    ] {
+        let tenant = if limited {
+            tenant.clone().limited_to(vec![uuid::Uuid::from_u128(1)])
+        } else {
+            tenant.clone()
+        };
+        let mut tx = tenant.begin(&pool).await.unwrap();
+        let plan: (serde_json::Value,) = sqlx::query_as(&format!(
+            "EXPLAIN (FORMAT JSON) SELECT * FROM worker.{table} WHERE tenant_id = $1"
+        ))
+        .bind(tenant.id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        let estimate = plan.0[0]["Plan"]["Plan Rows"].as_f64().unwrap();
+        assert!(
+            estimate >= f64::from(rows) / 4.0,
+            "{table} (limited: {limited}): the planner expects {estimate} of {rows} rows"
+        );
+    }
+}
