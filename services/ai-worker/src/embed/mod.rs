@@ -1,8 +1,8 @@
 //! Text embeddings. Every vector is tagged with the `ModelInfo` that produced it, so vectors of
 //! different models are never compared with each other.
 //!
-//! An [`Embedder`] is one configured model on one backend (the in-process candle model behind
-//! the dynamic [`Batcher`], or an OpenAI-compatible API); the [`Registry`] holds every
+//! An [`Embedder`] is one configured model on one backend (the in-process model, `thinkbank-bert`,
+//! behind the dynamic [`Batcher`], or an OpenAI-compatible API); the [`Registry`] holds every
 //! configured model by name.
 
 mod batcher;

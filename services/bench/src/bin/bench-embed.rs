@@ -4,8 +4,9 @@
 //! (the script runs this once per count).
 //!
 //! Two paths are measured on the same texts, after a warm-up that is not counted:
-//! - `direct`: `LocalEmbedder::embed_blocking` over the whole list (sorted by length, batches
-//!   of 32), exactly what sentence-transformers' `encode(batch_size=32)` does;
+//! - `direct`: `LocalEmbedder::embed_blocking` over the whole list, as sentence-transformers'
+//!   `encode` gets it (the encoder runs it as unpadded groups of at most
+//!   `thinkbank_bert::MAX_GROUP_TOKENS` tokens, spread over the threads);
 //! - `service`: the worker's path, `Registry` → dynamic batcher, with 8 concurrent callers
 //!   sending 8 texts each, as concurrent queries and ingestion jobs do.
 
@@ -82,6 +83,8 @@ async fn main() -> anyhow::Result<()> {
         "texts": texts.len(),
         "tokens": tokens,
         "threads": std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse::<u32>().ok()),
+        "group_tokens": thinkbank_bert::MAX_GROUP_TOKENS,
+        "isa": thinkbank_bert::Isa::detect().name(),
         "direct_seconds": direct_secs,
         "direct_sentences_per_s": n / direct_secs,
         "direct_tokens_per_s": tokens as f64 / direct_secs,
