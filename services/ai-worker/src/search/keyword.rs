@@ -54,19 +54,29 @@ pub async fn run(
     qb.push_bind(query.to_owned());
     qb.push(") AS tsq FROM worker.collections WHERE tenant_id = ")
         .push_bind(tenant.id);
+    // Per collection, its matching chunks. `OFFSET 0` keeps the lateral query from being
+    // merged into the outer one: planned alone, the collection's tsquery is a parameter and
+    // the GIN index answers `@@` (merged, PostgreSQL filtered every chunk of the tenant,
+    // re-parsing the query per row: 0.3-1 s at 100k chunks instead of 4-60 ms).
     qb.push(
         ") \
          SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
-             c.text, ts_rank_cd(c.tsv, q.tsq)::float8 AS score, c.chunk_index, c.char_start, \
-             c.char_end, c.headings, c.page \
-         FROM q \
-         JOIN worker.chunks c ON c.collection_id = q.collection_id AND c.tsv @@ q.tsq \
-         JOIN worker.assets a ON a.id = c.asset_id \
-         WHERE c.tenant_id = ",
+             c.text, c.score, c.chunk_index, c.char_start, c.char_end, c.headings, c.page \
+         FROM q CROSS JOIN LATERAL ( \
+             SELECT c.id, c.asset_id, c.collection_id, c.text, \
+                 ts_rank_cd(c.tsv, q.tsq)::float8 AS score, c.chunk_index, c.char_start, \
+                 c.char_end, c.headings, c.page \
+             FROM worker.chunks c \
+             WHERE c.collection_id = q.collection_id AND c.tsv @@ q.tsq AND c.tenant_id = ",
     );
     qb.push_bind(tenant.id);
+    qb.push(
+        " OFFSET 0) c \
+         JOIN worker.assets a ON a.id = c.asset_id \
+         WHERE true",
+    );
     filters.push(&mut qb, "c");
-    qb.push(" ORDER BY score DESC, c.id LIMIT ")
+    qb.push(" ORDER BY c.score DESC, c.id LIMIT ")
         .push_bind(i64::try_from(depth).unwrap_or(i64::MAX));
     let mut tx = tenant.begin(pool).await?;
     let hits = qb.build_query_as::<Hit>().fetch_all(&mut *tx).await?;
