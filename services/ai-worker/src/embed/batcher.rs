@@ -1,6 +1,7 @@
 //! A dynamic batcher for the local model: concurrent requests (queries, ingestion jobs,
-//! migrations) are merged into one forward pass when they arrive within `max_wait` of each
-//! other, up to `max_batch` texts. One dedicated thread runs the model, so forward passes never
+//! migrations) are merged into one forward pass, up to `max_batch` texts: those queued while
+//! the previous pass ran, and, while requests keep arriving together, those arriving within
+//! `max_wait`. One dedicated thread runs the model, so forward passes never
 //! compete for the cores (a forward pass already splits its sequences across every rayon
 //! thread), and the tokio runtime never blocks on it.
 
@@ -75,10 +76,19 @@ impl Batcher {
 }
 
 fn run(model: &LocalEmbedder, rx: &Receiver<Job>, settings: BatchSettings) {
+    // Whether requests have been arriving together: only then is waiting for company worth
+    // `max_wait`. A lone request (an idle worker, one query at a time) goes to the model at
+    // once; what queues up meanwhile is merged into the next pass anyway.
+    let mut concurrent = false;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let mut count = jobs[0].texts.len();
-        let deadline = Instant::now() + settings.max_wait;
+        let linger = if concurrent {
+            settings.max_wait
+        } else {
+            Duration::ZERO
+        };
+        let deadline = Instant::now() + linger;
         while count < settings.max_batch {
             let left = deadline.saturating_duration_since(Instant::now());
             let next = if left.is_zero() {
@@ -94,6 +104,7 @@ fn run(model: &LocalEmbedder, rx: &Receiver<Job>, settings: BatchSettings) {
                 Err(_) => break,
             }
         }
+        concurrent = jobs.len() > 1;
         let texts: Vec<&str> = jobs
             .iter()
             .flat_map(|j| j.texts.iter().map(String::as_str))

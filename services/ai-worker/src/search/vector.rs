@@ -41,16 +41,20 @@ pub async fn run(
     ef_search: u32,
 ) -> Result<Vec<Hit>> {
     let mut tx = tenant.begin(pool).await?;
-    sqlx::query("SELECT set_config('hnsw.ef_search', $1, true)")
-        .bind(ef_search.to_string())
-        .execute(&mut *tx)
-        .await?;
-    if !filters.is_empty() {
-        // Without iterative scans a selective filter can leave far fewer than k rows.
-        sqlx::query("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-            .execute(&mut *tx)
-            .await?;
-    }
+    // Without iterative scans a selective filter can leave far fewer than k rows.
+    let iterative = if filters.is_empty() {
+        "off"
+    } else {
+        "relaxed_order"
+    };
+    sqlx::query(
+        "SELECT set_config('hnsw.ef_search', $1, true), \
+                set_config('hnsw.iterative_scan', $2, true)",
+    )
+    .bind(ef_search.to_string())
+    .bind(iterative)
+    .execute(&mut *tx)
+    .await?;
     // The dimension is part of the index expression, so it must be literal SQL; it comes from
     // the loaded model, never from a request.
     let dims = model.dimensions;
