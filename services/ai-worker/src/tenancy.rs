@@ -49,9 +49,7 @@ impl Tenant {
 
     /// Begins a transaction in which only this tenant's rows exist.
     pub async fn begin(&self, pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
-        let mut tx = pool.begin().await?;
-        self.enter(&mut tx).await?;
-        Ok(tx)
+        pool.begin_with(self.begin_statement("BEGIN")).await
     }
 
     /// The same, reading from one snapshot (REPEATABLE READ, READ ONLY), for views that must
@@ -60,16 +58,15 @@ impl Tenant {
         &self,
         pool: &PgPool,
     ) -> sqlx::Result<Transaction<'static, Postgres>> {
-        let mut tx = pool.begin().await?;
-        // Must precede every other statement of the transaction.
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        self.enter(&mut tx).await?;
-        Ok(tx)
+        pool.begin_with(self.begin_statement("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+            .await
     }
 
-    async fn enter(&self, tx: &mut Transaction<'static, Postgres>) -> sqlx::Result<()> {
+    /// `begin` and the tenant's settings in one round trip (a simple-protocol query of two
+    /// statements). `role` as a transaction-local setting is `SET LOCAL ROLE`; the settings end
+    /// with the transaction, so a pooled connection never carries a tenant into the next use.
+    /// Only UUIDs are spliced into the SQL, so it cannot be injected into.
+    fn begin_statement(&self, begin: &str) -> String {
         let collections = self
             .collections
             .as_deref()
@@ -80,18 +77,12 @@ impl Tenant {
                     .join(",")
             })
             .unwrap_or_default();
-        // `role` as a transaction-local setting is `SET LOCAL ROLE`; the settings end with the
-        // transaction, so a pooled connection never carries a tenant into the next use.
-        sqlx::query(
-            "SELECT set_config('role', 'thinkbank_tenant', true), \
-                    set_config('thinkbank.tenant_id', $1, true), \
-                    set_config('thinkbank.collection_ids', $2, true)",
+        format!(
+            "{begin}; SELECT set_config('role', 'thinkbank_tenant', true), \
+             set_config('thinkbank.tenant_id', '{tenant}', true), \
+             set_config('thinkbank.collection_ids', '{collections}', true)",
+            tenant = self.id,
         )
-        .bind(self.id.to_string())
-        .bind(collections)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
     }
 }
 
