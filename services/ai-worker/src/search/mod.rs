@@ -249,7 +249,12 @@ pub async fn rank(
     let mut used_models: Vec<String> = Vec::new();
 
     let vector_leg = async {
-        let ef = vector::ef_search(depth, query.recall, query.ef_search);
+        // The recall target is for the requested page; the deeper candidates hybrid fusion
+        // also looks at only need to come back (pgvector returns at most ef_search rows).
+        let depth_floor = u32::try_from(depth).unwrap_or(vector::MAX_EF_SEARCH);
+        let ef = vector::ef_search(wanted + 1, query.recall, query.ef_search)
+            .max(depth_floor)
+            .min(vector::MAX_EF_SEARCH);
         let (hits, vectors, embed_ms, vector_ms) = vector_by_model(
             pool,
             models,

@@ -162,11 +162,21 @@ async fn main() -> anyhow::Result<()> {
         http.search(&vector_body(text)).await?; // warm-up: connections, caches
     }
     let mut http_ms = Vec::new();
+    // Where the HTTP path's time goes, from the worker's own timings in each response.
+    let mut server: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for text in &corpus.queries {
         let t = Instant::now();
-        http.search(&vector_body(text)).await?;
+        let timings = http.timings(&vector_body(text)).await?;
         http_ms.push(ms(t));
+        for stage in ["embed_ms", "vector_ms", "snippet_ms", "total_ms"] {
+            let value = timings[stage].as_f64().unwrap_or(f64::NAN);
+            server.entry(stage).or_default().push(value);
+        }
     }
+    let server_p50: serde_json::Map<String, Value> = server
+        .iter()
+        .map(|(stage, values)| ((*stage).to_owned(), json!(round(percentile(values, 50.0)))))
+        .collect();
     let mut direct_ms = Vec::new();
     let mut sql_ms = Vec::new();
     for text in &corpus.queries {
@@ -315,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
             "http": {"p50_ms": round(http_p50), "p99_ms": round(percentile(&http_ms, 99.0)), "qps": round(http_qps)},
             "direct": {"p50_ms": round(direct_p50), "p99_ms": round(percentile(&direct_ms, 99.0)), "qps": round(direct_qps)},
             "sql_only": {"p50_ms": round(percentile(&sql_ms, 50.0)), "p99_ms": round(percentile(&sql_ms, 99.0))},
+            "worker_timings_p50": server_p50,
             "http_vs_sql_p99_ratio": round(percentile(&http_ms, 99.0) / percentile(&direct_ms, 99.0)),
             "qps_clients": CLIENTS,
             "note": "direct = the query embedded in-process with the same model + the worker's vector SQL on a plain connection; HTTP adds auth, rate limiting, JSON, gRPC, the tenant's RLS transaction, the collection lookup and ts_headline snippets",
@@ -406,11 +417,26 @@ impl Http {
         Ok(hits)
     }
 
-    async fn search_allow_empty(&self, body: &Value) -> anyhow::Result<Vec<Uuid>> {
+    /// The worker's stage timings of one search.
+    async fn timings(&self, body: &Value) -> anyhow::Result<Value> {
+        let value = self.post(body).await?;
+        anyhow::ensure!(
+            value["hits"].as_array().is_some_and(|h| !h.is_empty()),
+            "no hits for {body}"
+        );
+        Ok(value["timings"].clone())
+    }
+
+    async fn post(&self, body: &Value) -> anyhow::Result<Value> {
         let response = self.client.post(&self.url).json(body).send().await?;
         let status = response.status();
         let value: Value = response.json().await?;
         anyhow::ensure!(status.is_success(), "search failed: {status} {value}");
+        Ok(value)
+    }
+
+    async fn search_allow_empty(&self, body: &Value) -> anyhow::Result<Vec<Uuid>> {
+        let value = self.post(body).await?;
         value["hits"]
             .as_array()
             .context("no hits array")?
