@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::{StatusCode, multipart};
 use serde_json::json;
 use thinkbank_testkit::{
-    FakeLlm, Script, TestDatabase, llm_config,
+    FakeLlm, GatewayHandle, Script, TestDatabase, llm_config,
     otlp::{CollectedSpan, OtlpCollector},
     read_sse, spawn_gateway_with, spawn_worker_with, spawn_worker_with_llm, worker_config,
 };
@@ -75,6 +75,32 @@ impl<'a> Trace<'a> {
     }
 }
 
+/// Uploads TIDES as a caller whose span `span` of trace `trace` is the parent.
+#[expect(clippy::unwrap_used, reason = "a test helper: fail loudly at the broken step")]
+async fn upload_traced(
+    gateway: &GatewayHandle,
+    trace: &str,
+    span: &str,
+    wait: bool,
+) -> serde_json::Value {
+    let form = multipart::Form::new()
+        .part(
+            "file",
+            multipart::Part::bytes(TIDES.as_bytes().to_vec()).file_name("tides.txt"),
+        )
+        .text("wait", wait.to_string());
+    let response = gateway
+        .client()
+        .post(gateway.url("/api/v1/assets"))
+        .header("traceparent", format!("00-{trace}-{span}-01"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap()
+}
+
 fn assert_child(child: &CollectedSpan, parent: &CollectedSpan) {
     assert_eq!(
         child.parent_span_id, parent.span_id,
@@ -98,21 +124,7 @@ async fn an_upload_and_a_chat_each_make_one_trace_across_gateway_and_worker() {
     .await;
     let http = gateway.client();
 
-    let form = multipart::Form::new()
-        .part(
-            "file",
-            multipart::Part::bytes(TIDES.as_bytes().to_vec()).file_name("tides.txt"),
-        )
-        .text("wait", "true");
-    let response = http
-        .post(gateway.url("/api/v1/assets"))
-        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
-    let asset: serde_json::Value = response.json().await.unwrap();
+    let asset = upload_traced(&gateway, CALLER_TRACE, CALLER_SPAN, true).await;
     let asset_id = asset["asset"]["id"].as_str().unwrap().to_owned();
 
     let response = http
@@ -290,20 +302,7 @@ async fn a_job_claimed_by_another_replica_continues_the_uploads_trace() {
         db.url.clone(),
     ))
     .await;
-    let form = multipart::Form::new().part(
-        "file",
-        multipart::Part::bytes(TIDES.as_bytes().to_vec()).file_name("tides.txt"),
-    );
-    let response = gateway
-        .client()
-        .post(gateway.url("/api/v1/assets"))
-        .header("traceparent", format!("00-{TRACE}-{SPAN}-01"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
-    let asset: serde_json::Value = response.json().await.unwrap();
+    let asset = upload_traced(&gateway, TRACE, SPAN, false).await;
     let asset_id = asset["asset"]["id"].as_str().unwrap().to_owned();
     assert_eq!(
         asset["asset"]["status"], "queued",

@@ -113,6 +113,10 @@ async fn main() -> anyhow::Result<()> {
     let exact_p50 = percentile(&exact_ms, 50.0);
     println!("exact search: p50 {exact_p50:.1} ms");
     let default_ef = ef_search(K + 1, Recall::Balanced, None);
+    let default_scan = Scan::Hnsw {
+        ef: default_ef,
+        iterative: false,
+    };
     let high_ef = ef_search(K + 1, Recall::High, None);
     let mut sweep_ef: Vec<u32> = EF_SWEEP.to_vec();
     sweep_ef.extend([default_ef, high_ef]);
@@ -183,15 +187,7 @@ async fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let vector = embed_one(&model, text)?;
         let t_sql = Instant::now();
-        sql.knn(
-            &vector,
-            Scan::Hnsw {
-                ef: default_ef,
-                iterative: false,
-            },
-            None,
-        )
-        .await?;
+        sql.knn(&vector, default_scan, None).await?;
         sql_ms.push(ms(t_sql));
         direct_ms.push(ms(t));
     }
@@ -205,16 +201,7 @@ async fn main() -> anyhow::Result<()> {
         let (sql, model) = (sql.clone(), model.clone());
         async move {
             let vector = embed_one(&model, &text)?;
-            sql.knn(
-                &vector,
-                Scan::Hnsw {
-                    ef: default_ef,
-                    iterative: false,
-                },
-                None,
-            )
-            .await
-            .map(|_| ())
+            sql.knn(&vector, default_scan, None).await.map(|_| ())
         }
     })
     .await?;
@@ -252,16 +239,7 @@ async fn main() -> anyhow::Result<()> {
         filtered_ms.push(ms(t));
         filtered_rows.push(found.len() as f64);
         filtered_recalls.push(recall(&found, &truth));
-        let without_iterative = sql
-            .knn(
-                q,
-                Scan::Hnsw {
-                    ef: default_ef,
-                    iterative: false,
-                },
-                Some(&shard_assets),
-            )
-            .await?;
+        let without_iterative = sql.knn(q, default_scan, Some(&shard_assets)).await?;
         plain_rows.push(without_iterative.len() as f64);
     }
     println!(
