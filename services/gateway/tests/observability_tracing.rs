@@ -76,7 +76,10 @@ impl<'a> Trace<'a> {
 }
 
 /// Uploads TIDES as a caller whose span `span` of trace `trace` is the parent.
-#[expect(clippy::unwrap_used, reason = "a test helper: fail loudly at the broken step")]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test helper: fail loudly at the broken step"
+)]
 async fn upload_traced(
     gateway: &GatewayHandle,
     trace: &str,
