@@ -45,6 +45,8 @@ use crate::{
 pub use tenancy::DEFAULT_TENANT_ID;
 /// How often the database is probed for the health status.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often a worker that reported NOT_SERVING checks whether the database is back.
+const HEALTH_RETRY_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Everything a request handler needs, built once at start-up.
 #[derive(Debug)]
@@ -282,9 +284,15 @@ async fn probe_database(
 ) {
     let mut serving = true;
     loop {
+        // While the database is away, look often: readiness should return with it.
+        let interval = if serving {
+            HEALTH_PROBE_INTERVAL
+        } else {
+            HEALTH_RETRY_INTERVAL
+        };
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(HEALTH_PROBE_INTERVAL) => {}
+            () = tokio::time::sleep(interval) => {}
         }
         let ok = sqlx::query("SELECT 1").execute(&pool).await.is_ok();
         if ok != serving {

@@ -145,6 +145,24 @@ async fn losing_the_database_answers_503_and_everything_recovers_when_it_returns
                 .unwrap();
         assert!(chunks > 0);
     }
-    let ready = http.get(gateway.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
+    // Readiness is back too, within 5 s of the database (the worker re-probes every 250 ms
+    // while NOT_SERVING).
+    loop {
+        let ready = http.get(gateway.url("/readyz")).send().await.unwrap();
+        let status = ready.status();
+        let body = ready.text().await.unwrap();
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "not ready {:.1} s after the database returned: {body}",
+            back.elapsed().as_secs_f64()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "/readyz answered 200 again {:.2} s after the database returned",
+        back.elapsed().as_secs_f64()
+    );
 }
