@@ -13,8 +13,8 @@ pub const MAX_EF_SEARCH: u32 = 1000;
 
 /// The candidate-list size for `depth` results: fast 2×, balanced 4×, high 20×, with a floor
 /// so small k still explores the graph; an explicit override wins. Measured on 100k real
-/// chunks (`make bench-search`), k = 10: balanced (44) reaches recall@10 0.98, high (220)
-/// 0.99+.
+/// chunks (`make bench-search`), k = 10: balanced (44) reaches recall@10 0.97-0.98, high
+/// (220) 0.99+.
 pub fn ef_search(depth: usize, recall: Recall, override_ef: Option<u32>) -> u32 {
     if let Some(ef) = override_ef {
         return ef.clamp(1, MAX_EF_SEARCH);

@@ -29,7 +29,10 @@ use thinkbank_bench::{
     load_search_corpus, machine, percentile, repo_root, search_corpus, toolchain_docs_dir,
     write_result,
 };
-use thinkbank_testkit::{TestDatabase, model_dir, spawn_gateway_with, spawn_worker};
+use thinkbank_testkit::{
+    TestDatabase, model_dir, parse_shadow_profile, spawn_gateway_with, spawn_worker,
+    spawn_worker_with, worker_config,
+};
 use uuid::Uuid;
 
 const DEFAULT_CHUNKS: usize = 100_000;
@@ -211,6 +214,38 @@ async fn main() -> anyhow::Result<()> {
         percentile(&direct_ms, 50.0)
     );
 
+    // 2b. The same live searches through a worker that shadows every one of them with hybrid
+    // retrieval (the worst case: sample rate 1.0); the shadow runs after each response.
+    let objects = std::env::temp_dir().join(format!("tb-bench-objects-{}", Uuid::new_v4()));
+    let mut shadow_config = worker_config(&db, &objects);
+    shadow_config.ingest_concurrency = 0;
+    shadow_config.search_shadow = Some(
+        parse_shadow_profile(r#"{"name": "bench-hybrid", "mode": "hybrid", "sample_rate": 1.0}"#)
+            .map_err(anyhow::Error::msg)?,
+    );
+    let shadowed_worker = spawn_worker_with(shadow_config).await;
+    let mut config = thinkbank_gateway::Config::for_worker(shadowed_worker.url(), db.url.clone());
+    config.limits.read_per_min = 100_000_000;
+    let shadowed_gateway = spawn_gateway_with(config).await;
+    let shadowed = Http {
+        client: shadowed_gateway.client(),
+        url: shadowed_gateway.url("/api/v1/search"),
+    };
+    for text in corpus.queries.iter().take(10) {
+        shadowed.search(&vector_body(text)).await?;
+    }
+    let mut shadowed_ms = Vec::new();
+    for text in &corpus.queries {
+        let t = Instant::now();
+        shadowed.search(&vector_body(text)).await?;
+        shadowed_ms.push(ms(t));
+    }
+    println!(
+        "with a shadow on every search: p50 {:.1} ms (without: {:.1} ms)",
+        percentile(&shadowed_ms, 50.0),
+        percentile(&http_ms, 50.0)
+    );
+
     // 3. A filter matching 1 % of the chunks.
     let shard_assets: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM worker.assets WHERE metadata->'shard' = to_jsonb($1::bigint)",
@@ -317,6 +352,14 @@ async fn main() -> anyhow::Result<()> {
             "p50_ms": round(percentile(&filtered_ms, 50.0)),
             "without_iterative_scan_rows_mean": round(mean(&plain_rows)),
         },
+        "shadow": {
+            "profile": {"mode": "hybrid", "sample_rate": 1.0},
+            "live_p50_ms_without": round(percentile(&http_ms, 50.0)),
+            "live_p50_ms_with": round(percentile(&shadowed_ms, 50.0)),
+            "live_p99_ms_without": round(percentile(&http_ms, 99.0)),
+            "live_p99_ms_with": round(percentile(&shadowed_ms, 99.0)),
+            "note": "the same sequential vector searches over HTTP, through a worker without and one with a shadow profile on every search; on 2 cores the shadow of one search competes with the next",
+        },
         "hybrid": {
             "hybrid_p50_ms": round(percentile(&hybrid_ms, 50.0)),
             "vector_p50_ms": round(percentile(&vector_leg_ms, 50.0)),
@@ -330,6 +373,8 @@ async fn main() -> anyhow::Result<()> {
     let path = write_result("search", &result)?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     println!("wrote {}", path.display());
+    shadowed_gateway.stop().await;
+    shadowed_worker.stop().await;
     gateway.stop().await;
     worker.stop().await;
     Ok(())
