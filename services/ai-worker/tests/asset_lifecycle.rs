@@ -28,7 +28,7 @@ async fn chunk_count(db: &TestDatabase, asset_id: &str) -> i64 {
 #[tokio::test]
 async fn a_queued_asset_can_be_cancelled_and_later_reprocessed() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     // An API-only worker queues work but never processes it.
     let mut config = worker_config(&db, &objects);
     config.ingest_concurrency = 0;

@@ -32,7 +32,7 @@ struct Setup {
 async fn setup() -> Setup {
     let db = TestDatabase::create().await;
     let fake = FakeLlm::start(Script::default()).await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(&db, &objects);
     config.embed.embedding_models = format!(
         r#"[{{"name": "{REMOTE}", "base_url": "{}", "dimensions": 64, "max_batch": 8,

@@ -63,7 +63,7 @@ async fn statuses(db: &TestDatabase) -> Vec<(String, i32, i32)> {
 #[tokio::test]
 async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let port = free_port();
     let mut worker = start_worker(&db, &objects, port);
     let addr = format!("127.0.0.1:{port}").parse().unwrap();

@@ -233,7 +233,7 @@ fn docx_bomb(inflated_bytes: usize) -> Vec<u8> {
 #[tokio::test]
 async fn corrupt_and_hostile_files_fail_clearly_and_the_worker_keeps_serving() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(&db, &objects);
     config.parsing.max_docx_xml_bytes = 1024 * 1024;
     let worker = spawn_worker_with(config).await;

@@ -31,7 +31,7 @@ async fn job_row(db: &TestDatabase, id: &str) -> Option<(Option<String>, i32)> {
 #[tokio::test]
 async fn a_stopping_worker_releases_its_job_and_another_worker_finishes_it() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     // A PDF reader that hangs: the first worker's job is still parsing when it stops.
     let hanging = std::env::temp_dir().join(format!("hanging-pdftotext-{}", uuid::Uuid::new_v4()));
     std::fs::write(&hanging, "#!/bin/sh\nsleep 120\n").unwrap();

@@ -11,7 +11,7 @@ use thinkbank_testkit::{
 const VISION_MODEL: &str = "vision-test";
 
 async fn worker_with_vision(db: &TestDatabase, fake: &FakeLlm) -> WorkerHandle {
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(db, &objects);
     config.llm = llm_config(fake);
     config.llm.vision_model = Some(VISION_MODEL.into());

@@ -497,7 +497,7 @@ async fn malformed_search_requests_are_rejected_naming_the_problem() {
 #[tokio::test]
 async fn a_shadow_profile_naming_an_unknown_model_stops_start_up_with_a_clear_error() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = thinkbank_testkit::worker_config(&db, &objects);
     config.search_shadow = Some(
         thinkbank_ai_worker::search::shadow::parse_profile(

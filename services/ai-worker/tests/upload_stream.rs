@@ -89,7 +89,7 @@ async fn chunked_uploads_match_the_unary_call_whatever_the_chunk_boundaries() {
 #[tokio::test]
 async fn malformed_streams_are_refused_and_nothing_is_stored() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(&db, &objects);
     config.max_asset_bytes = 1000;
     let worker = spawn_worker_with(config).await;

@@ -46,7 +46,7 @@ async fn an_upload_a_search_and_a_chat_move_the_metrics_of_both_services() {
     )
     .await;
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut worker_config = thinkbank_testkit::worker_config(&db, &objects);
     worker_config.llm = llm_config(&fake);
     let worker = spawn_worker_with(worker_config).await;
@@ -274,7 +274,7 @@ async fn an_upload_a_search_and_a_chat_move_the_metrics_of_both_services() {
 #[tokio::test]
 async fn the_queue_gauges_report_waiting_jobs_of_an_api_only_worker() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut worker_config = thinkbank_testkit::worker_config(&db, &objects);
     worker_config.ingest_concurrency = 0;
     let worker = spawn_worker_with(worker_config).await;

@@ -296,7 +296,7 @@ async fn a_job_claimed_by_another_replica_continues_the_uploads_trace() {
     let telemetry =
         thinkbank_common::logging::install("thinkbank-test", Some(collector.endpoint())).unwrap();
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut api_only = worker_config(&db, &objects);
     api_only.ingest_concurrency = 0;
     let front = spawn_worker_with(api_only).await;

@@ -37,7 +37,7 @@ async fn search(http: &reqwest::Client, url: String) -> reqwest::Response {
 #[tokio::test]
 async fn a_dead_worker_fails_readiness_and_requests_with_503_until_it_restarts() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let worker = spawn_worker_with(worker_config(&db, &objects)).await;
     let addr = worker.addr;
     let gateway = spawn_gateway_with(thinkbank_gateway::Config::for_worker(
@@ -101,7 +101,7 @@ async fn a_worker_at_its_concurrency_limit_sheds_calls_as_429_with_retry_after()
     )
     .await;
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(&db, &objects);
     config.llm = llm_config(&fake);
     let worker = spawn_worker_with(config.clone()).await;
@@ -173,7 +173,7 @@ async fn a_hanging_llm_opens_the_circuit_and_chat_then_fails_fast_with_a_clear_e
     // The model accepts the request and never sends a token.
     let fake = FakeLlm::start(Script::words("never").with_delay(Duration::from_secs(3600))).await;
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(&db, &objects);
     config.llm = llm_config(&fake);
     config.llm.llm_first_token_timeout = Duration::from_millis(300);
@@ -240,7 +240,7 @@ async fn stopping_the_gateway_ends_open_chat_streams_with_a_final_event() {
     )
     .await;
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(&db, &objects);
     config.llm = llm_config(&fake);
     let worker = spawn_worker_with(config).await;
@@ -305,7 +305,7 @@ async fn stopping_the_gateway_ends_open_chat_streams_with_a_final_event() {
 #[tokio::test]
 async fn stopping_the_gateway_ends_open_asset_watches_with_a_final_event() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(&db, &objects);
     // An API-only worker: the upload stays queued, so its watch stays open.
     config.ingest_concurrency = 0;

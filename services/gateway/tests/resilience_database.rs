@@ -28,7 +28,7 @@ fn document(n: usize) -> String {
 async fn losing_the_database_answers_503_and_everything_recovers_when_it_returns() {
     let db = TestDatabase::create().await;
     let proxy = DbProxy::start(&db.url).await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(&db, &objects);
     config.database_url = proxy.url().to_owned();
     // A short lease, so a job whose outcome could not be recorded is retried soon.

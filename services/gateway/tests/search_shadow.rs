@@ -37,7 +37,7 @@ const DOCUMENTS: [(&str, &str); 4] = [
 type Client = AiWorkerClient<Channel>;
 
 async fn shadow_worker(db: &TestDatabase, profile: &str) -> WorkerHandle {
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(db, &objects);
     config.ingest_concurrency = 0;
     config.search_shadow = Some(parse_shadow_profile(profile).unwrap());

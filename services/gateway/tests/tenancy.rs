@@ -35,7 +35,7 @@ fn mentions_b(body: &str, b_asset: &str) -> bool {
 #[tokio::test]
 async fn tenant_a_cannot_see_touch_or_find_anything_of_tenant_b() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut config = worker_config(&db, &objects);
     config.internal_token = Some("tenancy-internal-token".into());
     let worker = spawn_worker_with(config).await;
@@ -326,7 +326,7 @@ async fn tenant_a_cannot_see_touch_or_find_anything_of_tenant_b() {
 #[tokio::test]
 async fn a_key_limited_to_a_collection_sees_and_writes_only_that_collection() {
     let db = TestDatabase::create().await;
-    let objects = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let worker = spawn_worker_with(worker_config(&db, &objects)).await;
     let gateway = spawn_gateway_with(thinkbank_gateway::Config::for_worker(
         worker.url(),

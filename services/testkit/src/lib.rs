@@ -168,6 +168,11 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// A new, unused directory for a test worker's object store.
+pub fn fresh_objects_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()))
+}
+
 /// Worker configuration for tests: everything local, small timeouts.
 pub fn worker_config(
     db: &TestDatabase,
@@ -214,7 +219,7 @@ pub async fn spawn_worker_with_llm(
     db: &TestDatabase,
     llm: thinkbank_ai_worker::llm::LlmConfig,
 ) -> WorkerHandle {
-    let objects_dir = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects_dir = fresh_objects_dir();
     let mut config = worker_config(db, &objects_dir);
     config.llm = llm;
     spawn_worker_with(config).await
@@ -222,7 +227,7 @@ pub async fn spawn_worker_with_llm(
 
 /// Starts a worker on port 0 against `db` and waits until its health check says SERVING.
 pub async fn spawn_worker(db: &TestDatabase) -> WorkerHandle {
-    let objects_dir = std::env::temp_dir().join(format!("tb-objects-{}", uuid::Uuid::new_v4()));
+    let objects_dir = fresh_objects_dir();
     spawn_worker_with(worker_config(db, &objects_dir)).await
 }
 
