@@ -15,8 +15,9 @@ pub const ASSET_CHUNKS: usize = 50;
 pub const SHARDS: usize = 100;
 /// Assets inserted per round trip.
 const ASSETS_PER_BATCH: usize = 40;
-/// The default tenant and collection of a fresh database (see the first migration).
-const DEFAULT_TENANT: Uuid = Uuid::from_u128(1);
+/// The default tenant of a fresh database; its default collection has the same id (see the
+/// first migration).
+const DEFAULT_TENANT: Uuid = thinkbank_ai_worker::tenancy::DEFAULT_TENANT_ID;
 
 pub struct Loaded {
     pub load_seconds: f64,

@@ -81,12 +81,11 @@ impl JobTraces {
     /// span its processing runs in: a child of the queuing call, or a new trace when the
     /// caller was not traced.
     pub fn claimed(&self, asset_id: Uuid, attempt: i32, queued_by: &QueuedBy) -> tracing::Span {
-        let queued = self
-            .pending
+        // Removing this worker's queue-wait span of the job (if it queued it) ends it.
+        self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&asset_id);
-        drop(queued);
         let span = tracing::info_span!(
             parent: None,
             "ingest.job",

@@ -216,7 +216,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 2b. The same live searches through a worker that shadows every one of them with hybrid
     // retrieval (the worst case: sample rate 1.0); the shadow runs after each response.
-    let objects = std::env::temp_dir().join(format!("tb-bench-objects-{}", Uuid::new_v4()));
+    let objects = thinkbank_testkit::fresh_objects_dir();
     let mut shadow_config = worker_config(&db, &objects);
     shadow_config.ingest_concurrency = 0;
     shadow_config.search_shadow = Some(
@@ -573,9 +573,10 @@ impl Sql {
              FROM worker.embeddings e \
              JOIN worker.chunks c ON c.id = e.chunk_id \
              JOIN worker.assets a ON a.id = e.asset_id \
-             WHERE e.model = $2 AND e.tenant_id = '00000000-0000-0000-0000-000000000001'{filter} \
+             WHERE e.model = $2 AND e.tenant_id = '{tenant}'{filter} \
              ORDER BY e.embedding::vector({dims}) <=> $1 LIMIT {limit}",
             limit = K,
+            tenant = thinkbank_ai_worker::tenancy::DEFAULT_TENANT_ID,
             explain = if explain { "EXPLAIN " } else { "" },
         )
     }
