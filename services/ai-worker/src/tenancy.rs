@@ -49,7 +49,18 @@ impl Tenant {
 
     /// Begins a transaction in which only this tenant's rows exist.
     pub async fn begin(&self, pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
-        pool.begin_with(self.begin_statement("BEGIN")).await
+        pool.begin_with(self.begin_statement("BEGIN", &[])).await
+    }
+
+    /// The same, with transaction-local `settings` (name, value) set in the same round trip,
+    /// e.g. the HNSW scan parameters of one search.
+    pub async fn begin_with_settings(
+        &self,
+        pool: &PgPool,
+        settings: &[(&'static str, &str)],
+    ) -> sqlx::Result<Transaction<'static, Postgres>> {
+        pool.begin_with(self.begin_statement("BEGIN", settings))
+            .await
     }
 
     /// The same, reading from one snapshot (REPEATABLE READ, READ ONLY), for views that must
@@ -58,15 +69,18 @@ impl Tenant {
         &self,
         pool: &PgPool,
     ) -> sqlx::Result<Transaction<'static, Postgres>> {
-        pool.begin_with(self.begin_statement("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-            .await
+        pool.begin_with(
+            self.begin_statement("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", &[]),
+        )
+        .await
     }
 
     /// `begin` and the tenant's settings in one round trip (a simple-protocol query of two
     /// statements). `role` as a transaction-local setting is `SET LOCAL ROLE`; the settings end
     /// with the transaction, so a pooled connection never carries a tenant into the next use.
-    /// Only UUIDs are spliced into the SQL, so it cannot be injected into.
-    fn begin_statement(&self, begin: &str) -> String {
+    /// Only UUIDs and the `settings` are spliced into the SQL; setting names are the code's
+    /// own constants and values are quoted as string literals, so it cannot be injected into.
+    fn begin_statement(&self, begin: &str, settings: &[(&'static str, &str)]) -> String {
         let collections = self
             .collections
             .as_deref()
@@ -77,13 +91,33 @@ impl Tenant {
                     .join(",")
             })
             .unwrap_or_default();
+        let extra: String = settings
+            .iter()
+            .map(|(name, value)| {
+                format!(
+                    ", set_config('{name}', '{value}', true)",
+                    value = value.replace('\'', "''")
+                )
+            })
+            .collect();
         format!(
             "{begin}; SELECT set_config('role', 'thinkbank_tenant', true), \
              set_config('thinkbank.tenant_id', '{tenant}', true), \
-             set_config('thinkbank.collection_ids', '{collections}', true)",
+             set_config('thinkbank.collection_ids', '{collections}', true){extra}",
             tenant = self.id,
         )
     }
+}
+
+/// Ends a read-only transaction off the caller's path: its results are final once read,
+/// so the caller answers without waiting a round trip for COMMIT. The connection returns
+/// to the pool when the commit completes.
+pub fn finish_read(tx: Transaction<'static, Postgres>) {
+    tokio::spawn(async move {
+        if let Err(error) = tx.commit().await {
+            tracing::debug!(%error, "cannot end a read-only transaction");
+        }
+    });
 }
 
 #[cfg(test)]
@@ -98,5 +132,15 @@ mod tests {
         let limited = Tenant::new(a).limited_to(vec![a]);
         assert!(limited.allows(a));
         assert!(!limited.allows(b));
+    }
+
+    #[test]
+    fn extra_settings_join_the_begin_statement_as_quoted_literals() {
+        let statement = Tenant::new(Uuid::from_u128(7))
+            .begin_statement("BEGIN", &[("hnsw.ef_search", "40"), ("x.y", "it's")]);
+        assert!(statement.starts_with("BEGIN; SELECT set_config('role'"));
+        assert!(statement.ends_with(
+            ", set_config('hnsw.ef_search', '40', true), set_config('x.y', 'it''s', true)"
+        ));
     }
 }

@@ -99,6 +99,19 @@ async fn keyword_search_finds_an_exact_term_that_vector_search_ranks_low() {
     let vector = search(&mut c.client, request("team koala", pb::SearchMode::Vector)).await;
     // The embedding ranks the marsupials first: "koala" means the animal to it.
     assert_eq!(vector.hits[0].asset_id, c.ids[0]);
+    assert!(
+        vector.hits[0].snippet.contains("<mark>koalas</mark>"),
+        "{}",
+        vector.hits[0].snippet
+    );
+    // A first vector page is highlighted by the vector statement itself, a hybrid page
+    // afterwards: the snippets are the same either way.
+    let hybrid = search(&mut c.client, request("team koala", pb::SearchMode::Hybrid)).await;
+    assert_eq!(hybrid.hits.len(), vector.hits.len());
+    for hit in &vector.hits {
+        let same = hybrid.hits.iter().find(|h| h.chunk_id == hit.chunk_id);
+        assert_eq!(same.map(|h| &h.snippet), Some(&hit.snippet));
+    }
 
     let keyword = search(
         &mut c.client,
@@ -344,6 +357,14 @@ async fn search_pages_do_not_overlap_and_min_score_drops_weak_hits() {
         "four assets, four chunks"
     );
     assert!(first.hits[1].score >= second.hits[0].score);
+    // The first page is highlighted in the vector statement, later ones separately.
+    assert!(
+        first
+            .hits
+            .iter()
+            .chain(&second.hits)
+            .all(|h| !h.snippet.is_empty())
+    );
     let mut ids: Vec<&str> = first
         .hits
         .iter()

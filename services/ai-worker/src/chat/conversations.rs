@@ -93,7 +93,7 @@ impl From<StoredSource> for Hit {
             headings: s.headings,
             page: s.page,
             // A replayed source is the stored passage, not a fresh search result.
-            snippet: String::new(),
+            snippet: None,
             explain: None,
         }
     }

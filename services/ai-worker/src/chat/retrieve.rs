@@ -21,8 +21,8 @@ pub async fn retrieve(
 ) -> Result<(Vec<Hit>, Vec<f32>)> {
     let (hits, vectors) = search::vector(pool, models, tenant, &query, filters, top_k).await?;
     let local = &models.local().info().name;
-    let query_vector = match vectors.into_iter().find(|(model, _)| model == local) {
-        Some((_, vector)) => vector,
+    let query_vector = match vectors.into_iter().find(|v| &v.model == local) {
+        Some(found) => found.vector,
         None => models
             .get(local)?
             .embed_one(query)

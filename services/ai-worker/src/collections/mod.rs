@@ -257,6 +257,6 @@ pub async fn by_model(
     .bind(only)
     .fetch_all(&mut *tx)
     .await?;
-    tx.commit().await?;
+    crate::tenancy::finish_read(tx);
     Ok(groups)
 }

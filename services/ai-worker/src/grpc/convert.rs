@@ -89,7 +89,7 @@ pub fn hit(hit: &Hit) -> pb::SearchHit {
             headings: hit.headings.clone(),
             page: hit.page.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
         }),
-        snippet: hit.snippet.clone(),
+        snippet: hit.snippet.clone().unwrap_or_default(),
         explain: hit.explain.as_ref().map(explain),
         media_type: hit.media_type.clone(),
     }

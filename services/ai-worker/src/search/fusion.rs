@@ -117,7 +117,7 @@ mod tests {
             char_end: 0,
             headings: Vec::new(),
             page: None,
-            snippet: String::new(),
+            snippet: None,
             explain: None,
         }
     }

@@ -15,6 +15,22 @@ use crate::{error::Result, tenancy::Tenant};
 const HEADLINE_OPTIONS: &str = "StartSel=<mark>, StopSel=</mark>, MaxWords=35, MinWords=12, MaxFragments=2, \
      FragmentDelimiter=\" … \"";
 
+/// Pushes the highlighted `text` column for `query` under the collection's `config` column:
+/// the snippet expression shared by [`snippets`] and the vector statement that highlights its
+/// own rows.
+pub(super) fn push_headline(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    config: &str,
+    text: &str,
+    query: &str,
+) {
+    qb.push(format_args!(
+        "ts_headline({config}, {text}, websearch_to_tsquery({config}, "
+    ));
+    qb.push_bind(query.to_owned());
+    qb.push("), ").push_bind(HEADLINE_OPTIONS).push(")");
+}
+
 /// Whether `query` has any searchable term in the configuration of at least one collection in
 /// scope (false for blank, punctuation-only or stop-word-only queries); `None` when no
 /// collection is in scope, so there is nothing to search.
@@ -84,31 +100,30 @@ pub async fn run(
     Ok(hits)
 }
 
-/// Fills `snippet` for `hits`: the chunk text with the query's terms highlighted, in each
+/// Fills `snippet` for the `hits` that have none yet: the chunk text with the query's terms highlighted, in each
 /// chunk's collection configuration. Without matches ts_headline returns the text's start.
 pub async fn snippets(pool: &PgPool, tenant: &Tenant, query: &str, hits: &mut [Hit]) -> Result<()> {
-    if hits.is_empty() {
+    let ids: Vec<Uuid> = hits
+        .iter()
+        .filter(|h| h.snippet.is_none())
+        .map(|h| h.chunk_id)
+        .collect();
+    if ids.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = hits.iter().map(|h| h.chunk_id).collect();
     let mut tx = tenant.begin(pool).await?;
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT c.id, ts_headline(col.text_search_config, c.text, \
-             websearch_to_tsquery(col.text_search_config, $1), $2) \
-         FROM worker.chunks c JOIN worker.collections col ON col.id = c.collection_id \
-         WHERE c.id = ANY($3)",
-    )
-    .bind(query)
-    .bind(HEADLINE_OPTIONS)
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT c.id, ");
+    push_headline(&mut qb, "col.text_search_config", "c.text", query);
+    qb.push(
+        " FROM worker.chunks c JOIN worker.collections col ON col.id = c.collection_id \
+         WHERE c.id = ANY(",
+    );
+    qb.push_bind(ids).push(")");
+    let rows: Vec<(Uuid, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
     tx.commit().await?;
     let mut by_id: HashMap<Uuid, String> = rows.into_iter().collect();
-    for hit in hits {
-        if let Some(snippet) = by_id.remove(&hit.chunk_id) {
-            hit.snippet = snippet;
-        }
+    for hit in hits.iter_mut().filter(|h| h.snippet.is_none()) {
+        hit.snippet = by_id.remove(&hit.chunk_id);
     }
     Ok(())
 }

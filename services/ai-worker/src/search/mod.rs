@@ -94,7 +94,7 @@ pub struct Hit {
     pub page: Option<i32>,
     /// The text with query terms highlighted; filled for returned pages only.
     #[sqlx(default)]
-    pub snippet: String,
+    pub snippet: Option<String>,
     #[sqlx(skip)]
     pub explain: Option<Explain>,
 }
@@ -137,6 +137,8 @@ pub struct Outcome {
     pub next_offset: Option<usize>,
     /// The embedding model of the vector leg; `None` when it did not run.
     pub model: Option<String>,
+    /// The query's vectors the vector leg searched with.
+    pub vectors: QueryVectors,
     pub timings: Timings,
 }
 
@@ -144,62 +146,127 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-/// The query's embedding by each model that was searched, by model name.
-pub type QueryVectors = Vec<(String, Vec<f32>)>;
+/// The query's embedding by one model, and how long computing it took.
+#[derive(Debug, Clone)]
+pub struct QueryVector {
+    pub model: String,
+    pub vector: Vec<f32>,
+    pub embed_ms: f64,
+}
+
+/// The query's embedding by each model that was searched.
+pub type QueryVectors = Vec<QueryVector>;
+
+/// One run of the vector leg.
+#[derive(Debug, Clone, Copy)]
+pub struct VectorLeg<'a> {
+    pub text: &'a str,
+    pub filters: &'a FilterSet,
+    pub depth: usize,
+    pub ef: u32,
+    /// Search every collection with this model's vectors instead of each collection's own.
+    pub model_override: Option<&'a str>,
+    /// Vectors of the same text computed earlier (a shadow reuses its primary's).
+    pub known: &'a [QueryVector],
+    /// Highlight the rows in the search statement itself.
+    pub highlight: bool,
+}
+
+/// What the vector leg found.
+#[derive(Debug, Default)]
+pub struct VectorLegOutcome {
+    pub hits: Vec<Hit>,
+    pub vectors: QueryVectors,
+    /// Time spent embedding by this run (reused vectors cost nothing).
+    pub embed_ms: f64,
+    pub search_ms: f64,
+}
 
 /// The vector leg over collections of several models: the tenant's collections (or those the
 /// filters name) are grouped by embedding model, the query is embedded once per model, each
-/// group is searched with its own model's index, and the hits are merged by score. Returns the
-/// hits (best first), the query vector per model, and the embedding and search times.
-/// `model_override` searches all those collections with that one model's vectors instead.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one search leg's full parameter set"
-)]
+/// group is searched with its own model's index, and the hits are merged by score.
+///
+/// Embedding is most of the leg's time and needs only the model, so the query is embedded
+/// with the likely model (the override, else the default model new collections get) while the
+/// collection lookup runs; another model a group turns out to use is embedded after it.
 pub async fn vector_by_model(
     pool: &PgPool,
     models: &Registry,
     tenant: &Tenant,
-    text: &str,
-    filters: &FilterSet,
-    depth: usize,
-    ef: u32,
-    model_override: Option<&str>,
-) -> Result<(Vec<Hit>, QueryVectors, f64, f64)> {
-    let mut groups = crate::collections::by_model(pool, tenant, &filters.collection_ids).await?;
-    if let Some(model) = model_override {
+    leg: VectorLeg<'_>,
+) -> Result<VectorLegOutcome> {
+    let likely = leg
+        .model_override
+        .unwrap_or_else(|| models.default_model().info().name.as_str());
+    let lookup = crate::collections::by_model(pool, tenant, &leg.filters.collection_ids);
+    let early = async {
+        if leg.known.iter().any(|v| v.model == likely) {
+            return None;
+        }
+        Some(embed_query(models, likely, leg.text).await)
+    };
+    let (groups, mut early) = tokio::join!(lookup, early);
+    let mut groups = groups?;
+    if let Some(model) = leg.model_override {
         let all = groups.into_iter().flat_map(|(_, ids)| ids).collect();
         groups = vec![(model.to_owned(), all)];
     }
-    let (mut embed_ms, mut search_ms) = (0.0, 0.0);
-    let mut hits = Vec::new();
-    let mut vectors = Vec::with_capacity(groups.len());
+    let mut outcome = VectorLegOutcome::default();
     for (model, collection_ids) in groups {
-        let embedder = models.get(&model).map_err(|_| {
-            WorkerError::FailedPrecondition(format!(
-                "collections are searched with embedding model '{model}', which this worker does \
-                 not have configured (THINKBANK_EMBEDDING_MODELS)"
-            ))
-        })?;
-        let t = Instant::now();
-        let vector = embedder
-            .embed_one(text.to_owned())
-            .instrument(tracing::info_span!("search.embed", model = %model))
-            .await?;
-        embed_ms += ms(t);
+        let query_vector = match leg.known.iter().find(|v| v.model == model) {
+            Some(known) => known.clone(),
+            None => {
+                let embedded = match early.take_if(|_| model == likely) {
+                    Some(embedded) => embedded?,
+                    None => embed_query(models, &model, leg.text).await?,
+                };
+                outcome.embed_ms += embedded.embed_ms;
+                embedded
+            }
+        };
         let t = Instant::now();
         let scoped = FilterSet {
             collection_ids,
-            ..filters.clone()
+            ..leg.filters.clone()
         };
-        let found = vector::run(pool, tenant, embedder.info(), &vector, &scoped, depth, ef).await?;
-        search_ms += ms(t);
-        hits.extend(found);
-        vectors.push((model, vector));
+        let found = vector::run(
+            pool,
+            tenant,
+            models.get(&model)?.info(),
+            &query_vector.vector,
+            &scoped,
+            leg.depth,
+            leg.ef,
+            leg.highlight.then_some(leg.text),
+        )
+        .await?;
+        outcome.search_ms += ms(t);
+        outcome.hits.extend(found);
+        outcome.vectors.push(query_vector);
     }
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-    hits.truncate(depth);
-    Ok((hits, vectors, embed_ms, search_ms))
+    outcome.hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    outcome.hits.truncate(leg.depth);
+    Ok(outcome)
+}
+
+/// `text` embedded by `model`, which the collections being searched use.
+async fn embed_query(models: &Registry, model: &str, text: &str) -> Result<QueryVector> {
+    let embedder = models.get(model).map_err(|_| {
+        WorkerError::FailedPrecondition(format!(
+            "collections are searched with embedding model '{model}', which this worker does \
+             not have configured (THINKBANK_EMBEDDING_MODELS)"
+        ))
+    })?;
+    let t = Instant::now();
+    let vector = embedder
+        .embed_one(text.to_owned())
+        .instrument(tracing::info_span!("search.embed", model = %model))
+        .await?;
+    Ok(QueryVector {
+        model: model.to_owned(),
+        vector,
+        embed_ms: ms(t),
+    })
 }
 
 /// Runs `query` for `tenant`: ranks (see [`rank`]), highlights the page, and records the
@@ -211,7 +278,13 @@ pub async fn search(
     query: &Query,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let mut outcome = rank(pool, models, tenant, query).await?;
+    // A first vector-only page is highlighted by the vector statement itself (its rows are
+    // the page plus one); otherwise the page is highlighted once it is known.
+    let options = RankOptions {
+        highlight: query.mode == Mode::Vector && query.offset == 0,
+        ..RankOptions::default()
+    };
+    let mut outcome = rank(pool, models, tenant, query, options).await?;
     let t = Instant::now();
     keyword::snippets(pool, tenant, &query.text, &mut outcome.hits)
         .instrument(tracing::info_span!("search.snippet"))
@@ -222,14 +295,28 @@ pub async fn search(
     Ok(outcome)
 }
 
+/// What [`rank`] may reuse or fold in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RankOptions<'a> {
+    /// Query vectors of the same text computed earlier.
+    pub known: &'a [QueryVector],
+    /// Highlight the vector leg's rows in its own statement.
+    pub highlight: bool,
+    /// Run hybrid's legs one after the other, so the search occupies one database connection
+    /// (and one core) at a time; `total_ms` is then what it would have taken with the legs
+    /// running at once.
+    pub one_leg_at_a_time: bool,
+}
+
 /// The ranking part of a search: embeds the query when the vector leg runs, runs the legs
-/// (both at once in hybrid mode), fuses, filters by score and pages. No snippets, no metrics:
-/// shadow profiles reuse it off the request path.
+/// (both at once in hybrid mode), fuses, filters by score and pages. No metrics: shadow
+/// profiles reuse it off the request path.
 pub async fn rank(
     pool: &PgPool,
     models: &Registry,
     tenant: &Tenant,
     query: &Query,
+    options: RankOptions<'_>,
 ) -> Result<Outcome> {
     let started = Instant::now();
     query.filters.validate()?;
@@ -246,7 +333,9 @@ pub async fn rank(
     }
     .min(MAX_DEPTH);
     let mut timings = Timings::default();
-    let mut used_models: Vec<String> = Vec::new();
+    let mut vectors: QueryVectors = Vec::new();
+    // Time the legs would have shared had they run at once (see `RankOptions`).
+    let mut overlap_ms = 0.0;
 
     let vector_leg = async {
         // The recall target is for the requested page; the deeper candidates hybrid fusion
@@ -255,20 +344,19 @@ pub async fn rank(
         let ef = vector::ef_search(wanted + 1, query.recall, query.ef_search)
             .max(depth_floor)
             .min(vector::MAX_EF_SEARCH);
-        let (hits, vectors, embed_ms, vector_ms) = vector_by_model(
-            pool,
-            models,
-            tenant,
-            &query.text,
-            &query.filters,
+        let leg = VectorLeg {
+            text: &query.text,
+            filters: &query.filters,
             depth,
             ef,
-            query.model_override.as_deref(),
-        )
-        .instrument(tracing::info_span!("search.vector", depth, ef))
-        .await?;
-        let names: Vec<String> = vectors.into_iter().map(|(model, _)| model).collect();
-        Ok::<_, WorkerError>((hits, embed_ms, vector_ms, names))
+            model_override: query.model_override.as_deref(),
+            known: options.known,
+            highlight: options.highlight,
+        };
+        let found = vector_by_model(pool, models, tenant, leg)
+            .instrument(tracing::info_span!("search.vector", depth, ef))
+            .await?;
+        Ok::<_, WorkerError>(found)
     };
     let keyword_leg = async {
         let t = Instant::now();
@@ -284,9 +372,10 @@ pub async fn rank(
 
     let mut ranked = match query.mode {
         Mode::Vector => {
-            let (mut hits, embed_ms, vector_ms, names) = vector_leg.await?;
-            used_models = names;
-            (timings.embed_ms, timings.vector_ms) = (embed_ms, vector_ms);
+            let found = vector_leg.await?;
+            (timings.embed_ms, timings.vector_ms) = (found.embed_ms, found.search_ms);
+            vectors = found.vectors;
+            let mut hits = found.hits;
             let t = Instant::now();
             if query.explain {
                 fusion::explain_single(&mut hits, true);
@@ -306,11 +395,21 @@ pub async fn rank(
             hits
         }
         Mode::Hybrid => {
-            let ((vector_hits, embed_ms, vector_ms, names), (keyword_hits, keyword_ms)) =
-                tokio::try_join!(vector_leg, keyword_leg)?;
-            used_models = names;
+            let (found, (keyword_hits, keyword_ms)) = if options.one_leg_at_a_time {
+                let t = Instant::now();
+                let found = vector_leg.await?;
+                let vector_leg_ms = ms(t);
+                let t = Instant::now();
+                let keyword = keyword_leg.await?;
+                overlap_ms = vector_leg_ms.min(ms(t));
+                (found, keyword)
+            } else {
+                tokio::try_join!(vector_leg, keyword_leg)?
+            };
             (timings.embed_ms, timings.vector_ms, timings.keyword_ms) =
-                (embed_ms, vector_ms, keyword_ms);
+                (found.embed_ms, found.search_ms, keyword_ms);
+            vectors = found.vectors;
+            let vector_hits = found.hits;
             let t = Instant::now();
             // A stop-word-only query still has a meaning for the vector leg: fuse it alone.
             let mut hits =
@@ -334,11 +433,15 @@ pub async fn rank(
         .take(query.top_k)
         .collect();
     timings.fusion_ms += ms(t);
-    timings.total_ms = ms(started);
+    timings.total_ms = ms(started) - overlap_ms;
     Ok(Outcome {
         hits: page,
         next_offset: more.then_some(wanted),
-        model: (query.mode != Mode::Keyword).then(|| used_models.join(",")),
+        model: (query.mode != Mode::Keyword).then(|| {
+            let names: Vec<&str> = vectors.iter().map(|v| v.model.as_str()).collect();
+            names.join(",")
+        }),
+        vectors,
         timings,
     })
 }
@@ -375,17 +478,16 @@ pub async fn vector(
     filters: &Filters,
     top_k: usize,
 ) -> Result<(Vec<Hit>, QueryVectors)> {
-    let ef = vector::ef_search(top_k, Recall::Balanced, None);
-    let (hits, vectors, _, _) = vector_by_model(
-        pool,
-        models,
-        tenant,
+    let filters = FilterSet::from(filters);
+    let leg = VectorLeg {
         text,
-        &FilterSet::from(filters),
-        top_k,
-        ef,
-        None,
-    )
-    .await?;
-    Ok((hits, vectors))
+        filters: &filters,
+        depth: top_k,
+        ef: vector::ef_search(top_k, Recall::Balanced, None),
+        model_override: None,
+        known: &[],
+        highlight: false,
+    };
+    let found = vector_by_model(pool, models, tenant, leg).await?;
+    Ok((found.hits, found.vectors))
 }

@@ -30,7 +30,13 @@ pub fn ef_search(depth: usize, recall: Recall, override_ef: Option<u32>) -> u32 
         .min(MAX_EF_SEARCH)
 }
 
-/// The `depth` nearest chunks to `query`, best first; `score` is cosine similarity.
+/// The `depth` nearest chunks to `query`, best first; `score` is cosine similarity. With
+/// `highlight` (the query's text), each row also carries its snippet, computed in the same
+/// statement instead of a transaction of its own.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one search leg's full parameter set"
+)]
 pub async fn run(
     pool: &PgPool,
     tenant: &Tenant,
@@ -39,27 +45,37 @@ pub async fn run(
     filters: &FilterSet,
     depth: usize,
     ef_search: u32,
+    highlight: Option<&str>,
 ) -> Result<Vec<Hit>> {
-    let mut tx = tenant.begin(pool).await?;
     // Without iterative scans a selective filter can leave far fewer than k rows.
     let iterative = if filters.is_empty() {
         "off"
     } else {
         "relaxed_order"
     };
-    sqlx::query(
-        "SELECT set_config('hnsw.ef_search', $1, true), \
-                set_config('hnsw.iterative_scan', $2, true)",
-    )
-    .bind(ef_search.to_string())
-    .bind(iterative)
-    .execute(&mut *tx)
-    .await?;
+    let ef_search = ef_search.to_string();
+    let mut tx = tenant
+        .begin_with_settings(
+            pool,
+            &[
+                ("hnsw.ef_search", &ef_search),
+                ("hnsw.iterative_scan", iterative),
+            ],
+        )
+        .await?;
     // The dimension is part of the index expression, so it must be literal SQL; it comes from
     // the loaded model, never from a request.
     let dims = model.dimensions;
     let vector = Vector::from(query.to_vec());
-    let mut qb = QueryBuilder::<Postgres>::new(format!(
+    let mut qb = QueryBuilder::<Postgres>::new("");
+    if let Some(text) = highlight {
+        // Highlighting wraps the nearest-neighbour query, so it runs on the `depth` rows the
+        // index scan returned and leaves that scan's plan alone.
+        qb.push("SELECT n.*, ");
+        super::keyword::push_headline(&mut qb, "col.text_search_config", "n.text", text);
+        qb.push(" AS snippet FROM (");
+    }
+    qb.push(format_args!(
         "SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
              c.text, 1 - (e.embedding::vector({dims}) <=> "
     ));
@@ -78,8 +94,11 @@ pub async fn run(
     qb.push_bind(vector);
     qb.push(" LIMIT ")
         .push_bind(i64::try_from(depth).unwrap_or(i64::MAX));
+    if highlight.is_some() {
+        qb.push(") n JOIN worker.collections col ON col.id = n.collection_id");
+    }
     let hits = qb.build_query_as::<Hit>().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
+    crate::tenancy::finish_read(tx);
     // With relaxed ordering an iterative scan may return slightly out-of-order rows.
     let mut hits = hits;
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
