@@ -1188,7 +1188,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p.set_defaults(func=cmd_clean)
 
     args = parser.parse_args(argv)
-    args.extra = extra
+    # `bench` also takes its arguments without `--` (`bench search 3000`).
+    args.extra = [*(getattr(args, "extra", None) or []), *extra]
     return args
 
 

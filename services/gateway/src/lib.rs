@@ -180,6 +180,9 @@ pub async fn run(
         .context("listener has no local address")?;
     tracing::info!(%addr, worker = %state.config.worker_url, "gateway listening");
     bootstrap::admin_key(&state).await;
+    let key_cache = state.key_cache.clone();
+    let (database, stop_listening) = (state.database.clone(), shutdown.clone());
+    tokio::spawn(async move { key_cache.listen(database, stop_listening).await });
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -31,6 +31,8 @@ pub struct Metrics {
     duration: HistogramFamily<RouteLabels>,
     active_streams: Family<[(&'static str, String); 1], Gauge>,
     rate_limited: Family<[(&'static str, &'static str); 1], Counter>,
+    api_key_cache: Family<[(&'static str, &'static str); 1], Counter>,
+    api_key_cache_listening: Gauge,
     pool: PoolMetrics,
 }
 
@@ -65,6 +67,19 @@ impl Metrics {
             "Requests refused with 429 by the rate limiter, by limit class",
             rate_limited.clone(),
         );
+        let api_key_cache = Family::default();
+        registry.register(
+            "thinkbank_api_key_cache_events",
+            "API key authentications answered from the cache (hit) or the database (miss), and \
+             cache invalidations (a key changed, or the LISTEN connection was lost)",
+            api_key_cache.clone(),
+        );
+        let api_key_cache_listening = Gauge::default();
+        registry.register(
+            "thinkbank_api_key_cache_listening",
+            "1 while the gateway listens for API key changes (only then are keys cached)",
+            api_key_cache_listening.clone(),
+        );
         let pool = PoolMetrics::register(&mut registry);
         Self {
             registry,
@@ -72,6 +87,8 @@ impl Metrics {
             duration,
             active_streams,
             rate_limited,
+            api_key_cache,
+            api_key_cache_listening,
             pool,
         }
     }
@@ -96,6 +113,17 @@ impl Metrics {
             Class::Auth => "auth",
         };
         self.rate_limited.get_or_create(&[("class", class)]).inc();
+    }
+}
+
+impl Metrics {
+    /// Counts one API key cache `event`: `hit`, `miss` or `invalidated`.
+    pub fn api_key_cache(&self, event: &'static str) {
+        self.api_key_cache.get_or_create(&[("event", event)]).inc();
+    }
+
+    pub fn api_key_cache_listening(&self, listening: bool) {
+        self.api_key_cache_listening.set(i64::from(listening));
     }
 }
 

@@ -12,6 +12,7 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::{
     auth::{
         external::{ExternalIdp, IdpSettings},
+        key_cache::KeyCache,
         tokens::Tokens,
     },
     config::Config,
@@ -30,6 +31,8 @@ pub struct AppState {
     pub tokens: Tokens,
     pub external_idp: Option<Arc<ExternalIdp>>,
     pub limiter: Limiter,
+    /// Authenticated API keys (see `auth::key_cache`).
+    pub key_cache: Arc<KeyCache>,
     pub config: std::sync::Arc<Config>,
     /// Cancelled when the gateway shuts down; long SSE streams end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -100,6 +103,7 @@ impl AppState {
             tokens,
             external_idp,
             limiter,
+            key_cache: Arc::default(),
             config: std::sync::Arc::new(config),
             shutdown,
             active_chats: crate::routes::chat::ActiveChats::default(),

@@ -88,9 +88,22 @@ const COLUMNS: &str = "id, tenant_id, name, prefix, role, collection_ids, create
      last_used_at, revoked_at";
 
 /// The principal of a presented key, or 401 for anything unknown, revoked or malformed.
+/// Known keys come from the cache (see `key_cache`); others are read and then cached.
 pub async fn authenticate(state: &AppState, key: &str) -> Result<Principal, ApiError> {
     let invalid = || unauthenticated("the API key is not valid (unknown, malformed or revoked)");
     let prefix = prefix_of(key).ok_or_else(invalid)?;
+    let presented = hash(key);
+    let resolution = chrono::TimeDelta::from_std(LAST_USED_RESOLUTION).unwrap_or_default();
+    let metrics = &crate::metrics::METRICS;
+    if let Some(hit) = state.key_cache.get(prefix, &presented, resolution) {
+        metrics.api_key_cache("hit");
+        if let (true, Subject::ApiKey { id, .. }) = (hit.touch, &hit.principal.subject) {
+            touch(state.database.clone(), *id);
+        }
+        return Ok(hit.principal);
+    }
+    metrics.api_key_cache("miss");
+    let epoch = state.key_cache.epoch();
     let stored: Option<StoredKey> = sqlx::query_as(&format!(
         "SELECT {COLUMNS}, key_hash FROM gateway.api_keys \
          WHERE prefix = $1 AND revoked_at IS NULL"
@@ -102,16 +115,15 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<Principal, ApiE
     let Some(StoredKey { row, key_hash }) = stored else {
         return Err(invalid());
     };
-    if !constant_time_eq(&key_hash, &hash(key)) {
+    if !constant_time_eq(&key_hash, &presented) {
         return Err(invalid());
     }
-    let resolution = chrono::TimeDelta::from_std(LAST_USED_RESOLUTION).unwrap_or_default();
     let stale = row.last_used_at.is_none_or(|t| Utc::now() - t > resolution);
     if stale {
         touch(state.database.clone(), row.id);
     }
     let role = Role::parse(&row.role).ok_or_else(invalid)?;
-    Ok(Principal {
+    let principal = Principal {
         tenant_id: row.tenant_id,
         role,
         collections: row.collection_ids.map(Arc::from),
@@ -119,7 +131,16 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<Principal, ApiE
             id: row.id,
             name: row.name,
         },
-    })
+    };
+    let last_used_at = if stale {
+        Some(Utc::now())
+    } else {
+        row.last_used_at
+    };
+    state
+        .key_cache
+        .insert(epoch, prefix, key_hash, principal.clone(), last_used_at);
+    Ok(principal)
 }
 
 /// Records use in the background: a slow write must not delay the request.

@@ -7,6 +7,7 @@
 //! a worker call made outside a request therefore fails instead of acting for nobody.
 
 pub mod external;
+pub mod key_cache;
 pub mod keys;
 pub mod passwords;
 pub mod policy;

@@ -133,6 +133,8 @@ pub async fn revoke_key(
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
     let row = keys::revoke(&state.database, principal.tenant_id, id).await?;
+    // The trigger tells every gateway; this one must not answer before it forgets the key.
+    state.key_cache.invalidate(&row.prefix);
     audit::record(
         &state.database,
         audit::Event {
