@@ -6,8 +6,10 @@
 //! 1. HNSW recall@10 against exact search (index scans off) over an `ef_search` sweep, with
 //!    latency: the recall/latency curve;
 //! 2. `VectorSearch` through the HTTP gateway (auth, JSON, gRPC, RLS, query embedding,
-//!    snippets) against the same work done directly: the query embedded in-process and the
-//!    worker's SQL issued on a plain connection; p50/p99 sequentially, QPS with 4 clients;
+//!    snippets) and through the worker's gRPC API, against the same work done directly: the
+//!    query embedded in-process and the worker's SQL issued on a plain connection; p50/p99
+//!    with the three taking turns on every query, QPS with 4 clients; then live latency with
+//!    shadow retrieval at the default sample rate and on every search;
 //! 3. a filter matching 1 % of the chunks: rows returned and recall against exact filtered
 //!    search, through HTTP (iterative scans) and directly without iterative scans;
 //! 4. hybrid latency against the slower of its two legs, each measured alone.
@@ -43,6 +45,8 @@ const CLIENTS: usize = 4;
 const ROUNDS: usize = 3;
 /// Sequential searches per block when comparing live latency with and without a shadow.
 const SHADOW_BLOCK: usize = 49;
+/// Passes over the queries when comparing live latency with and without a shadow.
+const SHADOW_ROUNDS: usize = 2;
 const FILTER_SHARD: i64 = 7;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +174,6 @@ async fn main() -> anyhow::Result<()> {
     // 2. HTTP against direct, with the worker's gRPC API in between (what the gateway adds).
     // The three paths take turns on every query, in a rotating order, so drift in the
     // machine's speed and warm caches favour none of them.
-    let vector_body = |text: &str| json!({"query": text, "mode": "vector", "top_k": K});
     let mut grpc = worker.client().await;
     for text in corpus.queries.iter().take(10) {
         http.search(&vector_body(text)).await?; // warm-up: connections, caches
@@ -210,10 +213,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let server_p50: serde_json::Map<String, Value> = server
-        .iter()
-        .map(|(stage, values)| ((*stage).to_owned(), json!(round(percentile(values, 50.0)))))
-        .collect();
+    let server_p50 = p50_by_stage(&server);
     let http_qps = qps(&corpus.queries, |text| {
         let http = http.clone();
         let body = vector_body(&text);
@@ -234,49 +234,8 @@ async fn main() -> anyhow::Result<()> {
         percentile(&direct_ms, 50.0)
     );
 
-    // 2b. The same live searches through a worker that shadows every one of them with hybrid
-    // retrieval (the worst case: sample rate 1.0); the shadow runs after each response.
-    let objects = thinkbank_testkit::fresh_objects_dir();
-    let mut shadow_config = worker_config(&db, &objects);
-    shadow_config.ingest_concurrency = 0;
-    shadow_config.search_shadow = Some(
-        parse_shadow_profile(r#"{"name": "bench-hybrid", "mode": "hybrid", "sample_rate": 1.0}"#)
-            .map_err(anyhow::Error::msg)?,
-    );
-    let shadowed_worker = spawn_worker_with(shadow_config).await;
-    let mut config = thinkbank_gateway::Config::for_worker(shadowed_worker.url(), db.url.clone());
-    config.limits.read_per_min = 100_000_000;
-    let shadowed_gateway = spawn_gateway_with(config).await;
-    let shadowed = Http {
-        client: shadowed_gateway.client(),
-        url: shadowed_gateway.url("/api/v1/search"),
-    };
-    for text in corpus.queries.iter().take(10) {
-        shadowed.search(&vector_body(text)).await?;
-    }
-    // Blocks of sequential searches, alternating between the two stacks, so drift in the
-    // machine's speed favours neither; the shadow of a block's last search may spill into the
-    // next block's first.
-    let (mut unshadowed_ms, mut shadowed_ms) = (Vec::new(), Vec::new());
-    for (block, texts) in corpus.queries.chunks(SHADOW_BLOCK).enumerate() {
-        for stack in [block % 2, (block + 1) % 2] {
-            let (target, times) = if stack == 0 {
-                (&http, &mut unshadowed_ms)
-            } else {
-                (&shadowed, &mut shadowed_ms)
-            };
-            for text in texts {
-                let t = Instant::now();
-                target.search(&vector_body(text)).await?;
-                times.push(ms(t));
-            }
-        }
-    }
-    println!(
-        "with a shadow on every search: p50 {:.1} ms (without: {:.1} ms)",
-        percentile(&shadowed_ms, 50.0),
-        percentile(&unshadowed_ms, 50.0)
-    );
+    // 2b. The same live searches through workers that shadow them with hybrid retrieval.
+    let shadow = shadow_impact(&db, &http, &corpus.queries).await?;
 
     // 3. A filter matching 1 % of the chunks.
     let shard_assets: Vec<Uuid> = sqlx::query_scalar(
@@ -321,6 +280,7 @@ async fn main() -> anyhow::Result<()> {
     let mut max_leg_ms = Vec::new();
     let mut vector_leg_ms = Vec::new();
     let mut keyword_leg_ms = Vec::new();
+    let mut hybrid_server: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for text in &corpus.queries {
         let leg = |mode: &str| json!({"query": text, "mode": mode, "top_k": K});
         let t = Instant::now();
@@ -330,8 +290,19 @@ async fn main() -> anyhow::Result<()> {
         http.search_allow_empty(&leg("keyword")).await?;
         let keyword = ms(t);
         let t = Instant::now();
-        http.search(&leg("hybrid")).await?;
+        let timings = http.timings(&leg("hybrid")).await?;
         hybrid_ms.push(ms(t));
+        for stage in [
+            "embed_ms",
+            "vector_ms",
+            "keyword_ms",
+            "fusion_ms",
+            "snippet_ms",
+            "total_ms",
+        ] {
+            let value = timings[stage].as_f64().unwrap_or(f64::NAN);
+            hybrid_server.entry(stage).or_default().push(value);
+        }
         vector_leg_ms.push(vector);
         keyword_leg_ms.push(keyword);
         max_leg_ms.push(vector.max(keyword));
@@ -386,14 +357,7 @@ async fn main() -> anyhow::Result<()> {
             "p50_ms": round(percentile(&filtered_ms, 50.0)),
             "without_iterative_scan_rows_mean": round(mean(&plain_rows)),
         },
-        "shadow": {
-            "profile": {"mode": "hybrid", "sample_rate": 1.0},
-            "live_p50_ms_without": round(percentile(&unshadowed_ms, 50.0)),
-            "live_p50_ms_with": round(percentile(&shadowed_ms, 50.0)),
-            "live_p99_ms_without": round(percentile(&unshadowed_ms, 99.0)),
-            "live_p99_ms_with": round(percentile(&shadowed_ms, 99.0)),
-            "note": "the same sequential vector searches over HTTP, through a worker without and one with a shadow profile on every search, in alternating blocks; the shadow reuses the primary's query vector (same model) and so runs no forward pass, but on 2 cores its SQL still competes with the next search",
-        },
+        "shadow": shadow,
         "hybrid": {
             "hybrid_p50_ms": round(percentile(&hybrid_ms, 50.0)),
             "vector_p50_ms": round(percentile(&vector_leg_ms, 50.0)),
@@ -401,17 +365,102 @@ async fn main() -> anyhow::Result<()> {
             "max_leg_p50_ms": round(percentile(&max_leg_ms, 50.0)),
             "hybrid_p99_ms": round(percentile(&hybrid_ms, 99.0)),
             "max_leg_p99_ms": round(percentile(&max_leg_ms, 99.0)),
+            "hybrid_worker_timings_p50": p50_by_stage(&hybrid_server),
         },
         "machine": machine(),
     });
     let path = write_result("search", &result)?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     println!("wrote {}", path.display());
-    shadowed_gateway.stop().await;
-    shadowed_worker.stop().await;
     gateway.stop().await;
     worker.stop().await;
     Ok(())
+}
+
+/// Live latency through workers shadowing a share of searches with hybrid retrieval: none,
+/// the default sample rate, and every search (the worst case). The stacks take turns in
+/// blocks of sequential searches, so drift in the machine's speed favours none of them; a
+/// shadow may spill into the next block's first search.
+async fn shadow_impact(db: &TestDatabase, plain: &Http, texts: &[String]) -> anyhow::Result<Value> {
+    let default_rate = parse_shadow_profile(r#"{"name": "default"}"#)
+        .map_err(anyhow::Error::msg)?
+        .sample_rate;
+    let objects = thinkbank_testkit::fresh_objects_dir();
+    let mut stacks = Vec::new();
+    for rate in [default_rate, 1.0] {
+        let mut config = worker_config(db, &objects);
+        config.ingest_concurrency = 0;
+        let profile = json!({"name": "bench-hybrid", "mode": "hybrid", "sample_rate": rate});
+        config.search_shadow =
+            Some(parse_shadow_profile(&profile.to_string()).map_err(anyhow::Error::msg)?);
+        let worker = spawn_worker_with(config).await;
+        let mut config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
+        config.limits.read_per_min = 100_000_000;
+        let gateway = spawn_gateway_with(config).await;
+        let http = Http {
+            client: gateway.client(),
+            url: gateway.url("/api/v1/search"),
+        };
+        for text in texts.iter().take(10) {
+            http.search(&vector_body(text)).await?;
+        }
+        stacks.push((rate, worker, gateway, http));
+    }
+    let targets: Vec<&Http> = std::iter::once(plain)
+        .chain(stacks.iter().map(|(_, _, _, http)| http))
+        .collect();
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    for round in 0..SHADOW_ROUNDS {
+        for (block, chunk) in texts.chunks(SHADOW_BLOCK).enumerate() {
+            for turn in 0..targets.len() {
+                let stack = (turn + block + round) % targets.len();
+                for text in chunk {
+                    let t = Instant::now();
+                    targets[stack].search(&vector_body(text)).await?;
+                    times[stack].push(ms(t));
+                }
+            }
+        }
+    }
+    let without = &times[0];
+    let mut rates = Vec::new();
+    for ((rate, worker, gateway, _), with) in stacks.into_iter().zip(&times[1..]) {
+        let metrics = thinkbank_testkit::prometheus::scrape(&worker.metrics_url()).await;
+        let outcomes = "thinkbank_search_shadow_comparisons_total";
+        let point = json!({
+            "sample_rate": rate,
+            "live_p50_ms": round(percentile(with, 50.0)),
+            "live_p99_ms": round(percentile(with, 99.0)),
+            "p50_change": round(percentile(with, 50.0) / percentile(without, 50.0) - 1.0),
+            "shadows_compared": metrics.sum(outcomes, &[("outcome", "compared")]),
+            "shadows_skipped_busy": metrics.sum(outcomes, &[("outcome", "skipped_busy")]),
+            "searches": with.len(),
+        });
+        println!("shadow at sample rate {rate}: {point}");
+        rates.push(point);
+        gateway.stop().await;
+        worker.stop().await;
+    }
+    Ok(json!({
+        "profile": {"mode": "hybrid"},
+        "live_p50_ms_without": round(percentile(without, 50.0)),
+        "live_p99_ms_without": round(percentile(without, 99.0)),
+        "with": rates,
+        "note": "sequential vector searches over HTTP through a worker without a shadow and workers shadowing the given share of them, in alternating blocks; a shadow reuses the primary's query vector (same model), runs its legs one at a time and starts after the primary result exists",
+    }))
+}
+
+/// The median of each stage's timings.
+fn p50_by_stage(stages: &std::collections::BTreeMap<&str, Vec<f64>>) -> Value {
+    stages
+        .iter()
+        .map(|(stage, values)| ((*stage).to_owned(), json!(round(percentile(values, 50.0)))))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn vector_body(text: &str) -> Value {
+    json!({"query": text, "mode": "vector", "top_k": K})
 }
 
 fn ms(since: Instant) -> f64 {
@@ -542,25 +591,16 @@ impl Sql {
         scan: Scan,
         assets: Option<&[Uuid]>,
     ) -> anyhow::Result<Vec<Uuid>> {
-        let mut tx = self.pool.begin().await?;
-        match scan {
-            Scan::Exact => {
-                sqlx::query("SELECT set_config('enable_indexscan', 'off', true)")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Scan::Hnsw { ef, iterative } => {
-                sqlx::query("SELECT set_config('hnsw.ef_search', $1, true)")
-                    .bind(ef.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                if iterative {
-                    sqlx::query("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
+        // The scan settings travel with BEGIN, in one round trip, as the worker sends them.
+        let settings = match scan {
+            Scan::Exact => "SELECT set_config('enable_indexscan', 'off', true)".to_owned(),
+            Scan::Hnsw { ef, iterative } => format!(
+                "SELECT set_config('hnsw.ef_search', '{ef}', true), \
+                 set_config('hnsw.iterative_scan', '{}', true)",
+                if iterative { "relaxed_order" } else { "off" }
+            ),
+        };
+        let mut tx = self.pool.begin_with(format!("BEGIN; {settings}")).await?;
         let sql = self.statement(assets.is_some(), false, matches!(scan, Scan::Exact));
         let vector = pgvector::Vector::from(query.to_vec());
         let mut q = sqlx::query_as::<_, (Uuid,)>(&sql)
