@@ -184,6 +184,13 @@ pub async fn run(
     let (database, stop_listening) = (state.database.clone(), shutdown.clone());
     tokio::spawn(async move { key_cache.listen(database, stop_listening).await });
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Small writes go out at once: without TCP_NODELAY a streamed token that follows another
+    // small write can wait for a delayed ACK (up to 40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

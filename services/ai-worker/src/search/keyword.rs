@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{FilterSet, Hit};
@@ -34,13 +34,12 @@ pub(super) fn push_headline(
 /// Whether `query` has any searchable term in the configuration of at least one collection in
 /// scope (false for blank, punctuation-only or stop-word-only queries); `None` when no
 /// collection is in scope, so there is nothing to search.
-pub async fn has_terms(
-    pool: &PgPool,
+async fn has_terms(
+    conn: &mut PgConnection,
     tenant: &Tenant,
     query: &str,
     collection_ids: &[Uuid],
 ) -> Result<Option<bool>> {
-    let mut tx = tenant.begin(pool).await?;
     let any: Option<bool> = sqlx::query_scalar(
         "SELECT bool_or(numnode(websearch_to_tsquery(text_search_config, $1)) > 0) \
          FROM worker.collections \
@@ -49,15 +48,34 @@ pub async fn has_terms(
     .bind(query)
     .bind(tenant.id)
     .bind(collection_ids)
-    .fetch_one(&mut *tx)
+    .fetch_one(conn)
     .await?;
-    tx.commit().await?;
     Ok(any)
 }
 
-/// The `depth` best chunks matching `query`, best first; `score` is `ts_rank_cd`.
-pub async fn run(
+/// The keyword leg in one transaction: `None` when `query` has no searchable term in any
+/// collection in scope (see [`has_terms`]), otherwise the `depth` best hits (none when no
+/// collection is in scope).
+pub async fn search(
     pool: &PgPool,
+    tenant: &Tenant,
+    query: &str,
+    filters: &FilterSet,
+    depth: usize,
+) -> Result<Option<Vec<Hit>>> {
+    let mut tx = tenant.begin(pool).await?;
+    let hits = match has_terms(&mut tx, tenant, query, &filters.collection_ids).await? {
+        None => Some(Vec::new()),
+        Some(false) => None,
+        Some(true) => Some(run(&mut tx, tenant, query, filters, depth).await?),
+    };
+    crate::tenancy::finish_read(tx);
+    Ok(hits)
+}
+
+/// The `depth` best chunks matching `query`, best first; `score` is `ts_rank_cd`.
+async fn run(
+    conn: &mut PgConnection,
     tenant: &Tenant,
     query: &str,
     filters: &FilterSet,
@@ -94,10 +112,7 @@ pub async fn run(
     filters.push(&mut qb, "c");
     qb.push(" ORDER BY c.score DESC, c.id LIMIT ")
         .push_bind(i64::try_from(depth).unwrap_or(i64::MAX));
-    let mut tx = tenant.begin(pool).await?;
-    let hits = qb.build_query_as::<Hit>().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(hits)
+    Ok(qb.build_query_as::<Hit>().fetch_all(conn).await?)
 }
 
 /// Fills `snippet` for the `hits` that have none yet: the chunk text with the query's terms highlighted, in each
@@ -120,7 +135,7 @@ pub async fn snippets(pool: &PgPool, tenant: &Tenant, query: &str, hits: &mut [H
     );
     qb.push_bind(ids).push(")");
     let rows: Vec<(Uuid, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
+    crate::tenancy::finish_read(tx);
     let mut by_id: HashMap<Uuid, String> = rows.into_iter().collect();
     for hit in hits.iter_mut().filter(|h| h.snippet.is_none()) {
         hit.snippet = by_id.remove(&hit.chunk_id);

@@ -360,13 +360,8 @@ pub async fn rank(
     };
     let keyword_leg = async {
         let t = Instant::now();
-        match keyword::has_terms(pool, tenant, &query.text, &query.filters.collection_ids).await? {
-            None => return Ok::<_, WorkerError>((Some(Vec::new()), ms(t))),
-            Some(false) => return Ok((None, ms(t))),
-            Some(true) => {}
-        }
-        let hits = keyword::run(pool, tenant, &query.text, &query.filters, depth).await?;
-        Ok((Some(hits), ms(t)))
+        let hits = keyword::search(pool, tenant, &query.text, &query.filters, depth).await?;
+        Ok::<_, WorkerError>((hits, ms(t)))
     }
     .instrument(tracing::info_span!("search.keyword", depth));
 

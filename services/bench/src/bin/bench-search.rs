@@ -390,7 +390,9 @@ async fn shadow_impact(db: &TestDatabase, plain: &Http, texts: &[String]) -> any
     for rate in [default_rate, 1.0] {
         let mut config = worker_config(db, &objects);
         config.ingest_concurrency = 0;
-        let profile = json!({"name": "bench-hybrid", "mode": "hybrid", "sample_rate": rate});
+        // One name per rate: both workers share this process's metrics registry.
+        let profile =
+            json!({"name": format!("hybrid-{rate}"), "mode": "hybrid", "sample_rate": rate});
         config.search_shadow =
             Some(parse_shadow_profile(&profile.to_string()).map_err(anyhow::Error::msg)?);
         let worker = spawn_worker_with(config).await;
@@ -426,14 +428,15 @@ async fn shadow_impact(db: &TestDatabase, plain: &Http, texts: &[String]) -> any
     let mut rates = Vec::new();
     for ((rate, worker, gateway, _), with) in stacks.into_iter().zip(&times[1..]) {
         let metrics = thinkbank_testkit::prometheus::scrape(&worker.metrics_url()).await;
+        let name = format!("hybrid-{rate}");
         let outcomes = "thinkbank_search_shadow_comparisons_total";
         let point = json!({
             "sample_rate": rate,
             "live_p50_ms": round(percentile(with, 50.0)),
             "live_p99_ms": round(percentile(with, 99.0)),
             "p50_change": round(percentile(with, 50.0) / percentile(without, 50.0) - 1.0),
-            "shadows_compared": metrics.sum(outcomes, &[("outcome", "compared")]),
-            "shadows_skipped_busy": metrics.sum(outcomes, &[("outcome", "skipped_busy")]),
+            "shadows_compared": metrics.sum(outcomes, &[("profile", &name), ("outcome", "compared")]),
+            "shadows_skipped_busy": metrics.sum(outcomes, &[("profile", &name), ("outcome", "skipped_busy")]),
             "searches": with.len(),
         });
         println!("shadow at sample rate {rate}: {point}");
