@@ -435,8 +435,9 @@ async fn shadow_impact(db: &TestDatabase, plain: &Http, texts: &[String]) -> any
             "live_p50_ms": round(percentile(with, 50.0)),
             "live_p99_ms": round(percentile(with, 99.0)),
             "p50_change": round(percentile(with, 50.0) / percentile(without, 50.0) - 1.0),
-            "shadows_compared": metrics.sum(outcomes, &[("profile", &name), ("outcome", "compared")]),
-            "shadows_skipped_busy": metrics.sum(outcomes, &[("profile", &name), ("outcome", "skipped_busy")]),
+            // `+ 0.0`: an empty sum is -0.0.
+            "shadows_compared": metrics.sum(outcomes, &[("profile", &name), ("outcome", "compared")]) + 0.0,
+            "shadows_skipped_busy": metrics.sum(outcomes, &[("profile", &name), ("outcome", "skipped_busy")]) + 0.0,
             "searches": with.len(),
         });
         println!("shadow at sample rate {rate}: {point}");
