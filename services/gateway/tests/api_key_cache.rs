@@ -17,6 +17,14 @@ use thinkbank_testkit::{
 /// milliseconds; this is generous for a loaded CI machine).
 const PROPAGATION: Duration = Duration::from_secs(10);
 
+const REVOKE: &str = "UPDATE gateway.api_keys SET revoked_at = now() WHERE id = $1::uuid";
+const DELETE: &str = "DELETE FROM gateway.api_keys WHERE id = $1::uuid";
+
+/// Runs `statement` for the key `id`, as an operator would.
+async fn on_key(conn: &mut PgConnection, statement: &str, id: &str) {
+    sqlx::query(statement).bind(id).execute(conn).await.unwrap();
+}
+
 async fn gateway(db: &TestDatabase, worker_url: String) -> GatewayHandle {
     spawn_gateway_with(thinkbank_gateway::Config::for_worker(
         worker_url,
@@ -25,12 +33,14 @@ async fn gateway(db: &TestDatabase, worker_url: String) -> GatewayHandle {
     .await
 }
 
-/// Waits until `n` connections LISTEN for API key changes.
+/// Waits until `n` connections to this test's database LISTEN for API key changes (other
+/// tests share the cluster).
 async fn listeners(conn: &mut PgConnection, n: i64) {
     let deadline = tokio::time::Instant::now() + PROPAGATION;
     loop {
         let listening: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%thinkbank_api_keys%'",
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%thinkbank_api_keys%'",
         )
         .fetch_one(&mut *conn)
         .await
@@ -124,25 +134,13 @@ async fn a_cached_key_stops_working_everywhere_when_revoked_by_api_sql_or_after_
     assert_eq!(status(&key, &a).await, StatusCode::UNAUTHORIZED);
     refused_soon(&key, &b).await;
 
-    // By an operator's SQL, which no gateway sees coming.
-    let (key, id) = new_key(&a, "revoked in SQL").await;
-    cached(&key, &b).await;
-    sqlx::query("UPDATE gateway.api_keys SET revoked_at = now() WHERE id = $1::uuid")
-        .bind(&id)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    refused_soon(&key, &b).await;
-
-    // Deleted outright.
-    let (key, id) = new_key(&a, "deleted").await;
-    cached(&key, &b).await;
-    sqlx::query("DELETE FROM gateway.api_keys WHERE id = $1::uuid")
-        .bind(&id)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    refused_soon(&key, &b).await;
+    // By an operator's SQL, which no gateway sees coming; or deleted outright.
+    for (name, statement) in [("revoked in SQL", REVOKE), ("deleted", DELETE)] {
+        let (key, id) = new_key(&a, name).await;
+        cached(&key, &b).await;
+        on_key(&mut conn, statement, &id).await;
+        refused_soon(&key, &b).await;
+    }
 
     // The listening connections are cut: keys keep working (read from the database), the
     // gateways listen again, and a revocation after that is heard.
@@ -150,7 +148,7 @@ async fn a_cached_key_stops_working_everywhere_when_revoked_by_api_sql_or_after_
     cached(&key, &b).await;
     let cut: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query ILIKE 'LISTEN%thinkbank_api_keys%'",
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%thinkbank_api_keys%'",
     )
     .fetch_all(&mut conn)
     .await
@@ -159,11 +157,7 @@ async fn a_cached_key_stops_working_everywhere_when_revoked_by_api_sql_or_after_
     assert_eq!(status(&key, &b).await, StatusCode::OK);
     listeners(&mut conn, 2).await;
     cached(&key, &b).await;
-    sqlx::query("UPDATE gateway.api_keys SET revoked_at = now() WHERE id = $1::uuid")
-        .bind(&id)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    on_key(&mut conn, REVOKE, &id).await;
     refused_soon(&key, &b).await;
 
     // A key that is only used (last_used_at changes) stays cached.

@@ -32,8 +32,8 @@ use thinkbank_bench::{
     write_result,
 };
 use thinkbank_testkit::{
-    TestDatabase, model_dir, parse_shadow_profile, spawn_gateway_with, spawn_worker,
-    spawn_worker_with, worker_config,
+    GatewayHandle, TestDatabase, WorkerHandle, model_dir, parse_shadow_profile, spawn_gateway_with,
+    spawn_worker, spawn_worker_with, worker_config,
 };
 use uuid::Uuid;
 
@@ -90,14 +90,7 @@ async fn main() -> anyhow::Result<()> {
         loaded.index_seconds
     );
     let worker = spawn_worker(&db).await;
-    let mut config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
-    // The search path is measured, not the rate limiter.
-    config.limits.read_per_min = 100_000_000;
-    let gateway = spawn_gateway_with(config).await;
-    let http = Http {
-        client: gateway.client(),
-        url: gateway.url("/api/v1/search"),
-    };
+    let (gateway, http) = search_gateway(&db, &worker).await;
     let dims = model.info().dimensions;
     let sql = Sql {
         pool: pool.clone(),
@@ -396,13 +389,7 @@ async fn shadow_impact(db: &TestDatabase, plain: &Http, texts: &[String]) -> any
         config.search_shadow =
             Some(parse_shadow_profile(&profile.to_string()).map_err(anyhow::Error::msg)?);
         let worker = spawn_worker_with(config).await;
-        let mut config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
-        config.limits.read_per_min = 100_000_000;
-        let gateway = spawn_gateway_with(config).await;
-        let http = Http {
-            client: gateway.client(),
-            url: gateway.url("/api/v1/search"),
-        };
+        let (gateway, http) = search_gateway(db, &worker).await;
         for text in texts.iter().take(10) {
             http.search(&vector_body(text)).await?;
         }
@@ -452,6 +439,19 @@ async fn shadow_impact(db: &TestDatabase, plain: &Http, texts: &[String]) -> any
         "with": rates,
         "note": "sequential vector searches over HTTP through a worker without a shadow and workers shadowing the given share of them, in alternating blocks; a shadow reuses the primary's query vector (same model), runs its legs one at a time and starts after the primary result exists",
     }))
+}
+
+/// A gateway in front of `worker`, and a client of its search endpoint.
+async fn search_gateway(db: &TestDatabase, worker: &WorkerHandle) -> (GatewayHandle, Http) {
+    let mut config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
+    // The search path is measured, not the rate limiter.
+    config.limits.read_per_min = 100_000_000;
+    let gateway = spawn_gateway_with(config).await;
+    let http = Http {
+        client: gateway.client(),
+        url: gateway.url("/api/v1/search"),
+    };
+    (gateway, http)
 }
 
 /// The median of each stage's timings.

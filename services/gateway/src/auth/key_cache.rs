@@ -205,16 +205,19 @@ mod tests {
         chrono::TimeDelta::hours(1)
     }
 
+    /// Caches key "abc" (hash `[1; 32]`) as read at `epoch`.
+    fn cache_abc(cache: &KeyCache, epoch: u64) {
+        cache.insert(epoch, "abc", vec![1; 32], Principal::gateway(), None);
+    }
+
+    fn abc_served(cache: &KeyCache) -> bool {
+        cache.get("abc", &[1; 32], hour()).is_some()
+    }
+
     #[test]
     fn a_key_is_served_only_with_its_own_hash_and_until_invalidated() {
         let cache = listening();
-        cache.insert(
-            cache.epoch(),
-            "abc",
-            vec![1; 32],
-            Principal::gateway(),
-            None,
-        );
+        cache_abc(&cache, cache.epoch());
         assert!(
             cache.get("abc", &[2; 32], hour()).is_none(),
             "another secret"
@@ -224,7 +227,7 @@ mod tests {
         let hit = cache.get("abc", &[1; 32], hour()).map(|h| h.touch);
         assert_eq!(hit, Some(false), "recorded a moment ago");
         cache.invalidate("abc");
-        assert!(cache.get("abc", &[1; 32], hour()).is_none());
+        assert!(!abc_served(&cache));
     }
 
     #[test]
@@ -232,30 +235,18 @@ mod tests {
         let cache = listening();
         let epoch = cache.epoch();
         cache.invalidate("abc"); // the key changed while its row was being read
-        cache.insert(epoch, "abc", vec![1; 32], Principal::gateway(), None);
-        assert!(cache.get("abc", &[1; 32], hour()).is_none());
+        cache_abc(&cache, epoch);
+        assert!(!abc_served(&cache));
     }
 
     #[test]
     fn nothing_is_cached_or_served_without_a_listener() {
         let cache = listening();
-        cache.insert(
-            cache.epoch(),
-            "abc",
-            vec![1; 32],
-            Principal::gateway(),
-            None,
-        );
+        cache_abc(&cache, cache.epoch());
         cache.set_listening(false);
-        assert!(cache.get("abc", &[1; 32], hour()).is_none());
-        cache.insert(
-            cache.epoch(),
-            "abc",
-            vec![1; 32],
-            Principal::gateway(),
-            None,
-        );
+        assert!(!abc_served(&cache));
+        cache_abc(&cache, cache.epoch());
         cache.listening.store(true, Ordering::Release);
-        assert!(cache.get("abc", &[1; 32], hour()).is_none());
+        assert!(!abc_served(&cache));
     }
 }
