@@ -9,7 +9,7 @@ use futures::StreamExt as _;
 use serde_json::{Value, json};
 use thinkbank_ai_worker::embed::LocalEmbedder;
 use thinkbank_bench::{book_chapters, machine, peak_rss_mb, rust_book_dir, write_result};
-use thinkbank_testkit::{TestDatabase, model_dir, spawn_gateway, spawn_worker};
+use thinkbank_testkit::{TestDatabase, model_dir, spawn_gateway_with, spawn_worker};
 
 const CONCURRENCY: usize = 4;
 
@@ -26,7 +26,11 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(!pages.is_empty(), "no chapters found");
     let db = TestDatabase::create().await;
     let worker = spawn_worker(&db).await;
-    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    let mut config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
+    // The pipeline is measured, not the rate limiter (uploads and progress reads).
+    config.limits.upload_per_min = 1_000_000;
+    config.limits.read_per_min = 1_000_000;
+    let gateway = spawn_gateway_with(config).await;
     let http = gateway.client();
     let upload_url = gateway.url("/api/v1/assets");
     let bytes_total: u64 = pages
