@@ -49,7 +49,7 @@ impl Tenant {
 
     /// Begins a transaction in which only this tenant's rows exist.
     pub async fn begin(&self, pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
-        pool.begin_with(self.begin_statement("BEGIN", &[])).await
+        self.begin_with_settings(pool, &[]).await
     }
 
     /// The same, with transaction-local `settings` (name, value) set in the same round trip,

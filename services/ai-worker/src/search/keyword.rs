@@ -115,8 +115,9 @@ async fn run(
     Ok(qb.build_query_as::<Hit>().fetch_all(conn).await?)
 }
 
-/// Fills `snippet` for the `hits` that have none yet: the chunk text with the query's terms highlighted, in each
-/// chunk's collection configuration. Without matches ts_headline returns the text's start.
+/// Fills `snippet` for the `hits` that have none yet: the chunk text with the query's terms
+/// highlighted, in each chunk's collection configuration. Without matches ts_headline returns
+/// the text's start.
 pub async fn snippets(pool: &PgPool, tenant: &Tenant, query: &str, hits: &mut [Hit]) -> Result<()> {
     let ids: Vec<Uuid> = hits
         .iter()

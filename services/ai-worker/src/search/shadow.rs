@@ -200,7 +200,9 @@ impl Shadow {
         };
         let shadow_query = shadow_query(&inner.profile, query);
         let primary_ids: Vec<Uuid> = primary.hits.iter().map(|h| h.chunk_id).collect();
-        // The primary's ranking time: the shadow does not highlight snippets either.
+        // The primary's ranking time: the shadow does not highlight snippets either. (A first
+        // vector page is highlighted inside the vector statement, whose cost, a fraction of a
+        // millisecond, stays in the primary's time.)
         let primary_ms = (primary.timings.total_ms - primary.timings.snippet_ms).max(0.0);
         let known = primary.vectors.clone();
         let tenant = tenant.clone();

@@ -174,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let (mut http_ms, mut grpc_ms, mut direct_ms, mut sql_ms) = (vec![], vec![], vec![], vec![]);
     // Where the HTTP path's time goes, from the worker's own timings in each response.
-    let mut server: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut server = StageTimings::default();
     for round in 0..ROUNDS {
         for (i, text) in corpus.queries.iter().enumerate() {
             for path in 0..3 {
@@ -183,10 +183,10 @@ async fn main() -> anyhow::Result<()> {
                         let t = Instant::now();
                         let timings = http.timings(&vector_body(text)).await?;
                         http_ms.push(ms(t));
-                        for stage in ["embed_ms", "vector_ms", "snippet_ms", "total_ms"] {
-                            let value = timings[stage].as_f64().unwrap_or(f64::NAN);
-                            server.entry(stage).or_default().push(value);
-                        }
+                        server.record(
+                            &timings,
+                            &["embed_ms", "vector_ms", "snippet_ms", "total_ms"],
+                        );
                     }
                     1 => {
                         let t = Instant::now();
@@ -206,7 +206,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let server_p50 = p50_by_stage(&server);
+    let server_p50 = server.p50();
     let http_qps = qps(&corpus.queries, |text| {
         let http = http.clone();
         let body = vector_body(&text);
@@ -273,7 +273,7 @@ async fn main() -> anyhow::Result<()> {
     let mut max_leg_ms = Vec::new();
     let mut vector_leg_ms = Vec::new();
     let mut keyword_leg_ms = Vec::new();
-    let mut hybrid_server: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut hybrid_server = StageTimings::default();
     for text in &corpus.queries {
         let leg = |mode: &str| json!({"query": text, "mode": mode, "top_k": K});
         let t = Instant::now();
@@ -285,17 +285,17 @@ async fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let timings = http.timings(&leg("hybrid")).await?;
         hybrid_ms.push(ms(t));
-        for stage in [
-            "embed_ms",
-            "vector_ms",
-            "keyword_ms",
-            "fusion_ms",
-            "snippet_ms",
-            "total_ms",
-        ] {
-            let value = timings[stage].as_f64().unwrap_or(f64::NAN);
-            hybrid_server.entry(stage).or_default().push(value);
-        }
+        hybrid_server.record(
+            &timings,
+            &[
+                "embed_ms",
+                "vector_ms",
+                "keyword_ms",
+                "fusion_ms",
+                "snippet_ms",
+                "total_ms",
+            ],
+        );
         vector_leg_ms.push(vector);
         keyword_leg_ms.push(keyword);
         max_leg_ms.push(vector.max(keyword));
@@ -358,7 +358,7 @@ async fn main() -> anyhow::Result<()> {
             "max_leg_p50_ms": round(percentile(&max_leg_ms, 50.0)),
             "hybrid_p99_ms": round(percentile(&hybrid_ms, 99.0)),
             "max_leg_p99_ms": round(percentile(&max_leg_ms, 99.0)),
-            "hybrid_worker_timings_p50": p50_by_stage(&hybrid_server),
+            "hybrid_worker_timings_p50": hybrid_server.p50(),
         },
         "machine": machine(),
     });
@@ -454,13 +454,26 @@ async fn search_gateway(db: &TestDatabase, worker: &WorkerHandle) -> (GatewayHan
     (gateway, http)
 }
 
-/// The median of each stage's timings.
-fn p50_by_stage(stages: &std::collections::BTreeMap<&str, Vec<f64>>) -> Value {
-    stages
-        .iter()
-        .map(|(stage, values)| ((*stage).to_owned(), json!(round(percentile(values, 50.0)))))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
+/// The worker's own stage timings of many searches, read from their responses.
+#[derive(Default)]
+struct StageTimings(std::collections::BTreeMap<&'static str, Vec<f64>>);
+
+impl StageTimings {
+    fn record(&mut self, timings: &Value, stages: &[&'static str]) {
+        for &stage in stages {
+            let value = timings[stage].as_f64().unwrap_or(f64::NAN);
+            self.0.entry(stage).or_default().push(value);
+        }
+    }
+
+    /// The median of each stage.
+    fn p50(&self) -> Value {
+        self.0
+            .iter()
+            .map(|(stage, values)| ((*stage).to_owned(), json!(round(percentile(values, 50.0)))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
 }
 
 fn vector_body(text: &str) -> Value {

@@ -69,10 +69,9 @@ impl KeyCache {
         if entry.cached_at.elapsed() > TTL || !constant_time_eq(&entry.key_hash, key_hash) {
             return None;
         }
-        let now = Utc::now();
-        let touch = entry.last_used_at.is_none_or(|t| now - t > resolution);
+        let touch = super::keys::use_is_due(entry.last_used_at, resolution);
         if touch {
-            entry.last_used_at = Some(now);
+            entry.last_used_at = Some(Utc::now());
         }
         Some(Hit {
             principal: entry.principal.clone(),
@@ -133,11 +132,9 @@ impl KeyCache {
     }
 
     fn set_listening(&self, listening: bool) {
-        if !listening {
-            self.listening.store(false, Ordering::Release);
+        let was = self.listening.swap(listening, Ordering::AcqRel);
+        if was && !listening {
             self.invalidate("*");
-        } else {
-            self.listening.store(true, Ordering::Release);
         }
         crate::metrics::METRICS.api_key_cache_listening(listening);
     }
@@ -172,7 +169,8 @@ impl KeyCache {
             tracing::debug!(%error, "API key cache: LISTEN failed");
             return;
         }
-        // Anything cached before this connection may have missed a notification.
+        // A key read while nobody listened may have been revoked unheard: bump the epoch so
+        // such reads, still in flight, are not cached.
         self.invalidate("*");
         self.set_listening(true);
         loop {

@@ -118,7 +118,7 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<Principal, ApiE
     if !constant_time_eq(&key_hash, &presented) {
         return Err(invalid());
     }
-    let stale = row.last_used_at.is_none_or(|t| Utc::now() - t > resolution);
+    let stale = use_is_due(row.last_used_at, resolution);
     if stale {
         touch(state.database.clone(), row.id);
     }
@@ -141,6 +141,14 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<Principal, ApiE
         .key_cache
         .insert(epoch, prefix, key_hash, principal.clone(), last_used_at);
     Ok(principal)
+}
+
+/// Whether a key last used at `last_used_at` is due to have its use recorded again.
+pub(super) fn use_is_due(
+    last_used_at: Option<DateTime<Utc>>,
+    resolution: chrono::TimeDelta,
+) -> bool {
+    last_used_at.is_none_or(|t| Utc::now() - t > resolution)
 }
 
 /// Records use in the background: a slow write must not delay the request.
