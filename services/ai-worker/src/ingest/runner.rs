@@ -469,10 +469,12 @@ async fn insert_chunks(
         "INSERT INTO worker.chunks (id, tenant_id, collection_id, asset_id, chunk_index, text, \
              char_start, char_end, headings, page, token_count, tsv) \
          SELECT u.id, $1, $2, $3, u.idx, u.text, u.cs, u.ce, \
-             ARRAY(SELECT jsonb_array_elements_text(u.headings::jsonb)), u.page, u.tokens, \
-             to_tsvector(c.text_search_config, u.text) \
-         FROM UNNEST($4::uuid[], $5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], \
-             $10::int[], $11::int[]) AS u(id, idx, text, cs, ce, headings, page, tokens) \
+             u.heading_path, u.page, u.tokens, \
+             worker.chunk_tsv(c.text_search_config, $12, u.heading_path, u.text) \
+         FROM (SELECT *, ARRAY(SELECT jsonb_array_elements_text(headings::jsonb)) AS heading_path \
+               FROM UNNEST($4::uuid[], $5::int[], $6::text[], $7::bigint[], $8::bigint[], \
+                   $9::text[], $10::int[], $11::int[]) \
+                   AS u(id, idx, text, cs, ce, headings, page, tokens)) AS u \
          CROSS JOIN (SELECT text_search_config FROM worker.collections WHERE id = $2) AS c",
     )
     .bind(asset.tenant_id)
@@ -486,6 +488,7 @@ async fn insert_chunks(
     .bind(&headings)
     .bind(&pages)
     .bind(&tokens)
+    .bind(&asset.filename)
     .execute(&mut **tx)
     .await
     .map_err(WorkerError::from)?;

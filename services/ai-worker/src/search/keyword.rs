@@ -1,14 +1,25 @@
-//! The keyword leg: PostgreSQL full-text search over `chunks.tsv` (GIN index). The query is
-//! parsed with `websearch_to_tsquery` once per collection, in that collection's own
-//! `text_search_config` (the same configuration that built the chunk's `tsv`), and ranked with
-//! `ts_rank_cd` (cover density: terms that occur close together rank higher).
+//! The keyword leg: Okapi BM25 over `chunks.tsv`, with PostgreSQL's full-text machinery doing
+//! the candidate work. Per collection (each in its own `text_search_config`, the one that built
+//! its chunks' `tsv`):
+//! - candidates come from the GIN index: chunks holding any of a natural query's words, or
+//!   matching an operator query as written (see `keyword_query`);
+//! - each candidate is scored with BM25 (k1 = 1.2, b = 0.75): IDF from the collection's term
+//!   statistics (`keyword_terms`, kept exact by triggers on every insert and delete), term
+//!   frequency with saturation, length normalised by the collection's average chunk length; a
+//!   term in the title (file name or heading path, weight A in `tsv`) counts `TITLE_WEIGHT`
+//!   times.
+//!
+//! Row-level security applies to the chunks and to the statistics alike.
 
 use std::collections::HashMap;
 
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{FilterSet, Hit};
+use super::{
+    FilterSet, Hit,
+    keyword_query::{KeywordQuery, Matching},
+};
 use crate::{error::Result, tenancy::Tenant};
 
 /// `ts_headline` options: highlighted fragments around the matches.
@@ -73,7 +84,19 @@ pub async fn search(
     Ok(hits)
 }
 
-/// The `depth` best chunks matching `query`, best first; `score` is `ts_rank_cd`.
+/// BM25's term-frequency saturation.
+const K1: f64 = 1.2;
+/// BM25's length normalisation.
+const B: f64 = 0.75;
+/// How many body occurrences one title occurrence of a term is worth.
+const TITLE_WEIGHT: f64 = 2.0;
+/// Candidate postings a natural query may open per collection: its words are taken rarest
+/// first while their document frequencies add up to at most this (the rarest word with any
+/// match is always taken). A word left out still scores in the chunks the others found; it
+/// only cannot bring in chunks by itself, which with its low IDF would rank low anyway.
+const CANDIDATE_POSTINGS: i64 = 20_000;
+
+/// The `depth` best chunks for `query`, best first; `score` is the BM25 score.
 async fn run(
     conn: &mut PgConnection,
     tenant: &Tenant,
@@ -81,36 +104,120 @@ async fn run(
     filters: &FilterSet,
     depth: usize,
 ) -> Result<Vec<Hit>> {
+    let parsed = KeywordQuery::parse(query);
     let mut qb = QueryBuilder::<Postgres>::new(
-        "WITH q AS ( \
-             SELECT id AS collection_id, websearch_to_tsquery(text_search_config, ",
-    );
-    qb.push_bind(query.to_owned());
-    qb.push(") AS tsq FROM worker.collections WHERE tenant_id = ")
-        .push_bind(tenant.id);
-    // Per collection, its matching chunks. `OFFSET 0` keeps the lateral query from being
-    // merged into the outer one: planned alone, the collection's tsquery is a parameter and
-    // the GIN index answers `@@` (merged, PostgreSQL filtered every chunk of the tenant,
-    // re-parsing the query per row: 0.3-1 s at 100k chunks instead of 4-60 ms).
-    qb.push(
-        ") \
-         SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
-             c.text, c.score, c.chunk_index, c.char_start, c.char_end, c.headings, c.page \
-         FROM q CROSS JOIN LATERAL ( \
-             SELECT c.id, c.asset_id, c.collection_id, c.text, \
-                 ts_rank_cd(c.tsv, q.tsq)::float8 AS score, c.chunk_index, c.char_start, \
-                 c.char_end, c.headings, c.page \
-             FROM worker.chunks c \
-             WHERE c.collection_id = q.collection_id AND c.tsv @@ q.tsq AND c.tenant_id = ",
+        "WITH q AS MATERIALIZED ( \
+             SELECT col.id AS collection_id, col.text_search_config AS cfg, \
+                 coalesce(s.chunks, 0)::float8 AS n, \
+                 greatest(coalesce(s.total_length::float8 / nullif(s.chunks, 0), 1), 1) AS avgdl \
+             FROM worker.collections col \
+             LEFT JOIN worker.keyword_stats s ON s.collection_id = col.id \
+             WHERE col.tenant_id = ",
     );
     qb.push_bind(tenant.id);
+    if !filters.collection_ids.is_empty() {
+        qb.push(" AND col.id = ANY(")
+            .push_bind(filters.collection_ids.clone())
+            .push(")");
+    }
     qb.push(
-        " OFFSET 0) c \
+        "), terms AS MATERIALIZED ( \
+             SELECT q.collection_id, l.lexeme, \
+                 ln(1 + (q.n - coalesce(t.chunks, 0) + 0.5) / (coalesce(t.chunks, 0) + 0.5)) AS idf \
+             FROM q CROSS JOIN LATERAL \
+                 unnest(tsvector_to_array(to_tsvector(q.cfg, ",
+    );
+    qb.push_bind(parsed.scored_text.clone());
+    qb.push(
+        "))) AS l(lexeme) \
+             LEFT JOIN worker.keyword_terms t \
+                 ON t.collection_id = q.collection_id AND t.lexeme = l.lexeme \
+         ), ",
+    );
+    match &parsed.matching {
+        Matching::AnyWord(words) => {
+            // Each word's own query and rarity; words are then taken rarest first within the
+            // posting budget and OR-ed.
+            qb.push(
+                "words AS ( \
+                     SELECT q.collection_id, w.word, plainto_tsquery(q.cfg, w.word) AS wq, \
+                         (SELECT coalesce(min(t.chunks), 0) \
+                          FROM unnest(tsvector_to_array(to_tsvector(q.cfg, w.word))) AS l(lexeme) \
+                          JOIN worker.keyword_terms t \
+                              ON t.collection_id = q.collection_id AND t.lexeme = l.lexeme) AS df \
+                     FROM q CROSS JOIN unnest(",
+            );
+            qb.push_bind(words.clone());
+            qb.push(
+                "::text[]) AS w(word) \
+                 ), ranked AS ( \
+                     SELECT collection_id, wq, df, sum(df) OVER ( \
+                         PARTITION BY collection_id ORDER BY df, word ROWS UNBOUNDED PRECEDING \
+                     ) AS running \
+                     FROM words WHERE numnode(wq) > 0 \
+                 ), cand AS ( \
+                     SELECT collection_id, worker.tsquery_any(wq) AS tsq FROM ranked \
+                     WHERE running <= ",
+            );
+            qb.push_bind(CANDIDATE_POSTINGS);
+            qb.push(" OR running - df = 0 GROUP BY collection_id ), ");
+        }
+        Matching::Boolean => {
+            qb.push("cand AS ( SELECT q.collection_id, websearch_to_tsquery(q.cfg, ");
+            qb.push_bind(query.to_owned());
+            qb.push(") AS tsq FROM q ), ");
+        }
+    }
+    qb.push(
+        "scope AS ( \
+             SELECT cand.collection_id, cand.tsq, q.avgdl, \
+                 coalesce((SELECT array_agg(t.lexeme) FROM terms t \
+                           WHERE t.collection_id = cand.collection_id), '{}') AS lexemes \
+             FROM cand JOIN q ON q.collection_id = cand.collection_id \
+             WHERE numnode(cand.tsq) > 0 \
+         ) \
+         SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
+             c.text, bm.score, c.chunk_index, c.char_start, c.char_end, c.headings, c.page \
+         FROM scope CROSS JOIN LATERAL ( \
+             SELECT c.id, c.asset_id, c.collection_id, c.text, c.tsv, c.keyword_length, \
+                 c.chunk_index, c.char_start, c.char_end, c.headings, c.page \
+             FROM worker.chunks c \
+             WHERE c.collection_id = scope.collection_id AND c.tsv @@ scope.tsq AND c.tenant_id = ",
+    );
+    qb.push_bind(tenant.id);
+    // `OFFSET 0` keeps the lateral query from being merged into the outer one: planned
+    // alone, the collection's tsquery is a parameter and the GIN index answers `@@`.
+    // Scoring reads only the query's lexemes out of each candidate's tsvector: `setweight`
+    // marks them B (no stored position has B) and `ts_filter` keeps the marked ones, once
+    // over the whole vector and once over its title part (weight A).
+    qb.push(" OFFSET 0) c CROSS JOIN LATERAL ( SELECT coalesce(sum(t.idf * f.tf * ")
+        .push_bind(K1 + 1.0)
+        .push(" / (f.tf + ")
+        .push_bind(K1)
+        .push(" * (1 - ")
+        .push_bind(B)
+        .push(" + ")
+        .push_bind(B)
+        .push(
+            " * c.keyword_length / scope.avgdl))), 0)::float8 AS score \
+             FROM ( \
+                 SELECT m.lexeme, array_length(m.positions, 1) + ",
+        )
+        .push_bind(TITLE_WEIGHT - 1.0)
+        .push(
+            " * coalesce(array_length(h.positions, 1), 0) AS tf \
+                 FROM unnest(ts_filter(setweight(c.tsv, 'B', scope.lexemes), '{b}')) m \
+                 LEFT JOIN unnest(ts_filter( \
+                     setweight(ts_filter(c.tsv, '{a}'), 'B', scope.lexemes), '{b}')) h \
+                     USING (lexeme) \
+             ) f \
+             JOIN terms t ON t.collection_id = c.collection_id AND t.lexeme = f.lexeme \
+         ) bm \
          JOIN worker.assets a ON a.id = c.asset_id \
          WHERE true",
-    );
+        );
     filters.push(&mut qb, "c");
-    qb.push(" ORDER BY c.score DESC, c.id LIMIT ")
+    qb.push(" ORDER BY bm.score DESC, c.id LIMIT ")
         .push_bind(i64::try_from(depth).unwrap_or(i64::MAX));
     Ok(qb.build_query_as::<Hit>().fetch_all(conn).await?)
 }

@@ -6,6 +6,7 @@
 pub mod filters;
 pub mod fusion;
 pub mod keyword;
+pub mod keyword_query;
 pub mod shadow;
 pub mod vector;
 pub mod vector_leg;
