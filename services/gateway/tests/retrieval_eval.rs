@@ -1,323 +1,102 @@
-//! Retrieval evaluation on a corpus nobody on the project wrote: the Rust Book shipped with the
-//! toolchain docs. Every section (h1–h3 of a chapter page) becomes one document — its body,
-//! heading removed, as plain text — and its heading becomes the query whose one relevant
-//! document is that body. Everything goes through the public HTTP API of a live stack
-//! (gateway + worker + PostgreSQL, in process), and each mode is scored with MRR@10,
-//! nDCG@10, recall@1 and recall@10 over documents (a document's best chunk counts).
+//! Retrieval evaluation on two corpora nobody on the project wrote, each a known-item task:
+//! - `rust-book`: the Rust Book's sections, queried by their headings (see `eval::book`);
+//! - `manpages`: the Linux man-pages, queried by their one-line NAME descriptions, as users
+//!   describe what they want (see `eval::manpages`).
 //!
-//! In CI a sample of `THINKBANK_EVAL_SECTIONS` (default 60) sections, each cut to its first
-//! `THINKBANK_EVAL_MAX_CHARS` (default 1200) characters to bound embedding time in a debug
-//! build, runs as a regression guard: hybrid must not fall below the better single mode on
-//! MRR@10. `make eval` runs every section in full, writes `bench/results/eval.json`
-//! (`THINKBANK_EVAL_OUT`) and, with `THINKBANK_EVAL_SWEEP=1`, prints hybrid MRR@10 over a
-//! grid of fusion settings (how the defaults were chosen).
+//! Each corpus goes into its own collection through the public HTTP API of a live stack
+//! (gateway + worker + PostgreSQL, in process); each mode is scored with MRR@10, nDCG@10,
+//! recall@1 and recall@10 over documents (a document's best chunk counts), beside a textbook
+//! Okapi BM25 computed by the harness over the same documents (`eval::bm25`).
+//!
+//! In CI a sample of `THINKBANK_EVAL_SECTIONS` (default 60) documents per corpus, each cut to
+//! its first `THINKBANK_EVAL_MAX_CHARS` (default 1200) characters, runs as a regression guard.
+//! `make eval` runs every document in full and writes `corpora` into `bench/results/eval.json`
+//! (`THINKBANK_EVAL_OUT`); with `THINKBANK_EVAL_SWEEP=1` it prints hybrid MRR@10 over a grid of
+//! fusion settings (how the defaults were chosen).
 #![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
 #![expect(clippy::expect_used, reason = "set-up failures say what is missing")]
 
+mod eval;
+
 use std::{
-    collections::{BTreeMap, HashMap},
-    path::{Path, PathBuf},
+    collections::BTreeMap,
     time::{Duration, Instant},
 };
 
+use eval::{Document, Scores, bm25, book, manpages};
 use reqwest::multipart;
 use serde_json::{Value, json};
 use thinkbank_testkit::{TestDatabase, spawn_gateway, spawn_worker};
 
-const DEFAULT_SECTIONS: usize = 60;
+const DEFAULT_DOCS: usize = 60;
 const DEFAULT_MAX_CHARS: usize = 1200;
 /// Bodies shorter than this carry too little to be a fair target.
 const MIN_BODY_CHARS: usize = 300;
 /// Chunks fetched per query, so that ten distinct documents are usually among them.
 const FETCH: u32 = 50;
-const CUTOFF: usize = 10;
 const MODES: [&str; 3] = ["vector", "keyword", "hybrid"];
 
-#[derive(Debug, Clone)]
-struct Section {
-    heading: String,
-    body: String,
-}
-
-/// The book's HTML directory: `THINKBANK_EVAL_BOOK_DIR`, the toolchain's docs, or the Debian
-/// `rust-doc` package.
-fn book_dir() -> PathBuf {
-    let mut candidates = Vec::new();
-    if let Ok(dir) = std::env::var("THINKBANK_EVAL_BOOK_DIR") {
-        candidates.push(PathBuf::from(dir));
-    }
-    if let Ok(out) = std::process::Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-    {
-        let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        candidates.push(Path::new(&sysroot).join("share/doc/rust/html/book"));
-    }
-    candidates.push(PathBuf::from("/usr/share/doc/rust-doc/html/book"));
-    candidates.push(PathBuf::from("/usr/share/doc/rust/html/book"));
-    candidates
-        .into_iter()
-        .find(|d| d.join("ch04-01-what-is-ownership.html").is_file())
-        .expect(
-            "the Rust Book is not installed: `rustup component add rust-docs`, or \
-             `apt-get install rust-doc`, or set THINKBANK_EVAL_BOOK_DIR",
-        )
-}
-
-fn decode_entities(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let Some(end) = rest.find(';').filter(|&e| e <= 10) else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let entity = &rest[1..end];
-        let decoded = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            "nbsp" => Some(' '),
-            _ => entity
-                .strip_prefix("#x")
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// HTML fragment → text: block ends become line breaks, tags go, entities are decoded.
-fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(start) = rest.find('<') {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('>') else {
-            break;
-        };
-        let tag = rest[start + 1..start + end].to_ascii_lowercase();
-        let name = tag
-            .trim_start_matches('/')
-            .split([' ', '\n'])
-            .next()
-            .unwrap_or("");
-        if matches!(
-            name,
-            "p" | "pre" | "li" | "br" | "div" | "tr" | "blockquote"
-        ) && (tag.starts_with('/') || name == "br")
-        {
-            out.push_str("\n\n");
-        }
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
-    let text = decode_entities(&out);
-    let mut lines: Vec<&str> = Vec::new();
-    for line in text.lines().map(str::trim_end) {
-        if line.trim().is_empty() && lines.last().is_none_or(|l| l.trim().is_empty()) {
-            continue;
-        }
-        lines.push(line);
-    }
-    lines.join("\n").trim().to_owned()
-}
-
-/// Sections of one chapter page, in order.
-fn sections_of(html: &str) -> Vec<Section> {
-    let Some(main_start) = html.find("<main>") else {
-        return Vec::new();
-    };
-    let main_end = html[main_start..]
-        .find("</main>")
-        .map_or(html.len(), |i| main_start + i);
-    let main = &html[main_start + 6..main_end];
-    // (start of heading tag, end of closing tag, heading text)
-    let mut headings = Vec::new();
-    let mut offset = 0;
-    while let Some(i) = main[offset..].find("<h") {
-        let start = offset + i;
-        let level = main.as_bytes().get(start + 2).copied().unwrap_or(b'x');
-        if !(b'1'..=b'3').contains(&level) {
-            offset = start + 2;
-            continue;
-        }
-        let close = format!("</h{}>", char::from(level));
-        let Some(end) = main[start..].find(&close).map(|j| start + j + close.len()) else {
-            break;
-        };
-        headings.push((start, end, html_to_text(&main[start..end])));
-        offset = end;
-    }
-    headings
-        .iter()
-        .enumerate()
-        .map(|(i, (_, end, heading))| {
-            let next = headings.get(i + 1).map_or(main.len(), |h| h.0);
-            Section {
-                heading: heading.clone(),
-                body: html_to_text(&main[*end..next]),
-            }
-        })
-        .collect()
-}
-
-/// Every usable section of the book: long enough, with a heading no other section shares.
-fn book_sections(dir: &Path) -> Vec<Section> {
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
+/// Creates a collection named `name` and returns its id.
+async fn create_collection(http: &reqwest::Client, url: &str, name: &str) -> String {
+    let body: Value = http
+        .post(url)
+        .json(&json!({"name": name}))
+        .send()
+        .await
         .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("ch") && n.ends_with(".html"))
-        })
-        .collect();
-    pages.sort();
-    let all: Vec<Section> = pages
-        .iter()
-        .flat_map(|p| sections_of(&std::fs::read_to_string(p).unwrap()))
-        .collect();
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for s in &all {
-        *counts.entry(s.heading.to_lowercase()).or_default() += 1;
-    }
-    all.into_iter()
-        .filter(|s| counts[&s.heading.to_lowercase()] == 1)
-        .filter(|s| s.body.chars().count() >= MIN_BODY_CHARS)
-        .collect()
+        .json()
+        .await
+        .unwrap();
+    body["id"].as_str().expect("collection id").to_owned()
 }
 
-/// `n` sections spread evenly over the book (all of them when `n` is at least their number).
-fn sample(sections: Vec<Section>, n: usize) -> Vec<Section> {
-    if n >= sections.len() {
-        return sections;
-    }
-    (0..n)
-        .map(|i| sections[i * sections.len() / n].clone())
-        .collect()
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Scores {
-    mrr: f64,
-    ndcg: f64,
-    recall_1: f64,
-    recall_10: f64,
-}
-
-impl Scores {
-    /// Adds one query whose relevant document came at `rank` (1-based) or not at all.
-    fn add(&mut self, rank: Option<usize>) {
-        if let Some(rank) = rank.filter(|&r| r <= CUTOFF) {
-            self.mrr += 1.0 / rank as f64;
-            self.ndcg += 1.0 / (rank as f64 + 1.0).log2();
-            self.recall_10 += 1.0;
-            if rank == 1 {
-                self.recall_1 += 1.0;
+/// Uploads every document into `collection_id` as `doc-NNNN.<ext>` (a name that gives
+/// nothing away) and waits until all are READY; returns the asset ids and the chunk count.
+async fn ingest(
+    http: &reqwest::Client,
+    gateway: &thinkbank_testkit::GatewayHandle,
+    collection_id: &str,
+    docs: &[Document],
+    extension: &str,
+) -> (Vec<String>, u64) {
+    let mut ids = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.iter().enumerate() {
+        loop {
+            let form = multipart::Form::new()
+                .text("collection_id", collection_id.to_owned())
+                .part(
+                    "file",
+                    multipart::Part::bytes(doc.body.clone().into_bytes())
+                        .file_name(format!("doc-{i:04}.{extension}")),
+                );
+            let response = http
+                .post(gateway.url("/api/v1/assets"))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            if response.status() == 429 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
             }
+            let body: Value = response.json().await.unwrap();
+            ids.push(body["asset"]["id"].as_str().expect("asset id").to_owned());
+            break;
         }
-    }
-
-    fn mean(self, n: usize) -> Self {
-        let n = n as f64;
-        Self {
-            mrr: self.mrr / n,
-            ndcg: self.ndcg / n,
-            recall_1: self.recall_1 / n,
-            recall_10: self.recall_10 / n,
-        }
-    }
-
-    fn json(self) -> Value {
-        let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
-        json!({"mrr@10": round(self.mrr), "ndcg@10": round(self.ndcg),
-               "recall@1": round(self.recall_1), "recall@10": round(self.recall_10)})
-    }
-}
-
-#[tokio::test]
-async fn retrieval_eval_hybrid_is_not_worse_than_the_best_single_mode() {
-    let n = match std::env::var("THINKBANK_EVAL_SECTIONS").as_deref() {
-        Ok("all") => usize::MAX,
-        Ok(n) => n
-            .parse()
-            .expect("THINKBANK_EVAL_SECTIONS is a number or 'all'"),
-        Err(_) => DEFAULT_SECTIONS,
-    };
-    let max_chars = match std::env::var("THINKBANK_EVAL_MAX_CHARS").as_deref() {
-        Ok("all") => usize::MAX,
-        Ok(n) => n
-            .parse()
-            .expect("THINKBANK_EVAL_MAX_CHARS is a number or 'all'"),
-        Err(_) => DEFAULT_MAX_CHARS,
-    };
-    let dir = book_dir();
-    let mut sections = sample(book_sections(&dir), n);
-    for section in &mut sections {
-        if let Some((cut, _)) = section.body.char_indices().nth(max_chars) {
-            section.body.truncate(cut);
-        }
-    }
-    assert!(
-        sections.len() >= 20,
-        "too few sections in {}",
-        dir.display()
-    );
-
-    let db = TestDatabase::create().await;
-    let worker = spawn_worker(&db).await;
-    let gateway = spawn_gateway(&worker.url(), &db.url).await;
-    let http = gateway.client();
-
-    // Ingest through the public API: queue everything, then wait for READY.
-    let started = Instant::now();
-    let mut ids = Vec::with_capacity(sections.len());
-    for (i, section) in sections.iter().enumerate() {
-        let form = multipart::Form::new().part(
-            "file",
-            multipart::Part::bytes(section.body.clone().into_bytes())
-                .file_name(format!("section-{i:04}.txt")),
-        );
-        let body: Value = http
-            .post(gateway.url("/api/v1/assets"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        ids.push(body["asset"]["id"].as_str().expect("asset id").to_owned());
     }
     let mut chunks = 0;
     for id in &ids {
         loop {
-            let asset: Value = http
+            let response = http
                 .get(gateway.url(&format!("/api/v1/assets/{id}")))
                 .send()
                 .await
-                .unwrap()
-                .json()
-                .await
                 .unwrap();
+            if response.status() == 429 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            let asset: Value = response.json().await.unwrap();
             match asset["status"].as_str() {
                 Some("ready") => {
                     chunks += asset["chunk_count"].as_u64().unwrap_or(0);
@@ -330,87 +109,115 @@ async fn retrieval_eval_hybrid_is_not_worse_than_the_best_single_mode() {
             }
         }
     }
+    (ids, chunks)
+}
+
+/// The harness's own BM25 over the same documents: the rank of each query's document.
+fn bm25_reference(docs: &[Document]) -> Scores {
+    let index = bm25::Index::new(docs.iter().map(|d| d.body.as_str()));
+    let mut scores = Scores::default();
+    for (i, doc) in docs.iter().enumerate() {
+        let ranked = index.search(&doc.query, eval::CUTOFF);
+        scores.add(ranked.iter().position(|&d| d == i).map(|p| p + 1));
+    }
+    scores.mean(docs.len())
+}
+
+fn print_scores(corpus: &str, mode: &str, s: &Scores, secs: f64) {
     eprintln!(
-        "eval: {} sections, {chunks} chunks ingested in {:.1}s from {}",
-        sections.len(),
-        started.elapsed().as_secs_f64(),
-        dir.display()
-    );
-
-    let mut results: BTreeMap<&str, Scores> = BTreeMap::new();
-    for mode in MODES {
-        let started = Instant::now();
-        let scores = evaluate(
-            &http,
-            &gateway.url("/api/v1/search"),
-            &sections,
-            &ids,
-            json!({"mode": mode}),
-        )
-        .await;
-        eprintln!(
-            "eval: {mode:<8} mrr@10 {:.4}  ndcg@10 {:.4}  recall@1 {:.4}  recall@10 {:.4}  ({:.1}s)",
-            scores.mrr,
-            scores.ndcg,
-            scores.recall_1,
-            scores.recall_10,
-            started.elapsed().as_secs_f64()
-        );
-        results.insert(mode, scores);
-    }
-    if std::env::var("THINKBANK_EVAL_SWEEP").is_ok_and(|v| v == "1") {
-        for rrf_k in [10, 30, 60, 100] {
-            for keyword_weight in [0.5, 1.0, 1.5] {
-                let fusion = json!({"rrf_k": rrf_k, "keyword_weight": keyword_weight});
-                let scores = evaluate(
-                    &http,
-                    &gateway.url("/api/v1/search"),
-                    &sections,
-                    &ids,
-                    json!({"mode": "hybrid", "fusion": fusion}),
-                )
-                .await;
-                eprintln!(
-                    "eval: sweep rrf_k {rrf_k:>3} keyword_weight {keyword_weight:.1}: mrr@10 {:.4} ndcg@10 {:.4}",
-                    scores.mrr, scores.ndcg
-                );
-            }
-        }
-    }
-
-    if let Ok(path) = std::env::var("THINKBANK_EVAL_OUT") {
-        let report: serde_json::Map<String, Value> = results
-            .iter()
-            .map(|(mode, s)| ((*mode).to_owned(), s.json()))
-            .collect();
-        let path = PathBuf::from(path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        let text = serde_json::to_string_pretty(&Value::Object(report)).unwrap();
-        std::fs::write(&path, text + "\n").unwrap();
-        eprintln!("eval: wrote {}", path.display());
-    }
-
-    let hybrid = results["hybrid"].mrr;
-    let best_single = results["vector"].mrr.max(results["keyword"].mrr);
-    assert!(
-        hybrid >= best_single,
-        "hybrid MRR@10 {hybrid:.4} fell below the best single mode {best_single:.4}"
+        "eval: {corpus:<9} {mode:<14} mrr@10 {:.4}  ndcg@10 {:.4}  recall@1 {:.4}  recall@10 {:.4}  ({secs:.1}s)",
+        s.mrr, s.ndcg, s.recall_1, s.recall_10
     );
 }
 
-/// Scores one search configuration (`extra` is merged into every request) over all sections.
+#[tokio::test]
+async fn retrieval_eval_per_corpus_against_a_bm25_reference() {
+    let n = eval::env_count("THINKBANK_EVAL_SECTIONS", DEFAULT_DOCS);
+    let max_chars = eval::env_count("THINKBANK_EVAL_MAX_CHARS", DEFAULT_MAX_CHARS);
+    let corpora: Vec<(&str, &str, Vec<Document>)> = vec![
+        ("rust-book", "txt", book::documents(MIN_BODY_CHARS)),
+        ("manpages", "md", manpages::documents(MIN_BODY_CHARS)),
+    ];
+
+    let db = TestDatabase::create().await;
+    let worker = spawn_worker(&db).await;
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    let http = gateway.client();
+    let search_url = gateway.url("/api/v1/search");
+
+    let mut report = serde_json::Map::new();
+    let mut results: BTreeMap<(&str, &str), Scores> = BTreeMap::new();
+    for (name, extension, docs) in corpora {
+        let mut docs = eval::sample(docs, n);
+        for doc in &mut docs {
+            eval::truncate(&mut doc.body, max_chars);
+        }
+        assert!(docs.len() >= 20, "too few documents in {name}");
+        let collection = create_collection(&http, &gateway.url("/api/v1/collections"), name).await;
+        let started = Instant::now();
+        let (ids, chunks) = ingest(&http, &gateway, &collection, &docs, extension).await;
+        eprintln!(
+            "eval: {name}: {} documents, {chunks} chunks ingested in {:.1}s",
+            docs.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let scope = json!({"collection_ids": [collection]});
+        let mut table = serde_json::Map::new();
+        for mode in MODES {
+            let started = Instant::now();
+            let mut extra = scope.clone();
+            extra["mode"] = json!(mode);
+            let scores = evaluate(&http, &search_url, &docs, &ids, extra).await;
+            print_scores(name, mode, &scores, started.elapsed().as_secs_f64());
+            table.insert(mode.to_owned(), scores.json());
+            results.insert((name, mode), scores);
+        }
+        let reference = bm25_reference(&docs);
+        print_scores(name, "bm25_reference", &reference, 0.0);
+        table.insert("bm25_reference".into(), reference.json());
+        table.insert("documents".into(), json!(docs.len()));
+        table.insert("chunks".into(), json!(chunks));
+        results.insert((name, "bm25_reference"), reference);
+        report.insert(name.to_owned(), Value::Object(table));
+
+        if std::env::var("THINKBANK_EVAL_SWEEP").is_ok_and(|v| v == "1") {
+            for rrf_k in [10, 30, 60, 100] {
+                for keyword_weight in [0.5, 1.0, 1.5, 2.0] {
+                    let mut extra = scope.clone();
+                    extra["mode"] = json!("hybrid");
+                    extra["fusion"] = json!({"rrf_k": rrf_k, "keyword_weight": keyword_weight});
+                    let s = evaluate(&http, &search_url, &docs, &ids, extra).await;
+                    eprintln!(
+                        "eval: {name} sweep rrf_k {rrf_k:>3} keyword_weight {keyword_weight:.1}: mrr@10 {:.4} ndcg@10 {:.4}",
+                        s.mrr, s.ndcg
+                    );
+                }
+            }
+        }
+    }
+    eval::report("corpora", Value::Object(report));
+
+    for corpus in ["rust-book", "manpages"] {
+        let mrr = |mode: &str| results[&(corpus, mode)].mrr;
+        assert!(
+            mrr("hybrid") >= mrr("vector").max(mrr("keyword")),
+            "{corpus}: hybrid MRR@10 {:.4} fell below the best single mode",
+            mrr("hybrid")
+        );
+    }
+}
+
+/// Scores one search configuration (`extra` is merged into every request) over all documents.
 async fn evaluate(
     http: &reqwest::Client,
     url: &str,
-    sections: &[Section],
+    docs: &[Document],
     ids: &[String],
     extra: Value,
 ) -> Scores {
     let mut scores = Scores::default();
-    for (section, relevant) in sections.iter().zip(ids) {
-        let mut request = json!({"query": section.heading, "top_k": FETCH});
+    for (doc, relevant) in docs.iter().zip(ids) {
+        let mut request = json!({"query": doc.query, "top_k": FETCH});
         if let (Some(request), Some(extra)) = (request.as_object_mut(), extra.as_object()) {
             request.extend(extra.clone());
         }
@@ -432,20 +239,5 @@ async fn evaluate(
         }
         scores.add(ranked.iter().position(|a| a == relevant).map(|p| p + 1));
     }
-    scores.mean(sections.len())
-}
-
-#[test]
-fn book_html_becomes_heading_and_plain_text_body() {
-    let html = "<main><h2 id=\"a\"><a class=\"header\" href=\"#a\">Data &amp; Types</a></h2>\
-                <p>Every value has a <code>type</code>.</p><pre><code>let x = 1 &lt; 2;</code></pre>\
-                <h3 id=\"b\">Next</h3><p>More.</p></main>";
-    let sections = sections_of(html);
-    assert_eq!(sections.len(), 2);
-    assert_eq!(sections[0].heading, "Data & Types");
-    assert_eq!(
-        sections[0].body,
-        "Every value has a type.\n\nlet x = 1 < 2;"
-    );
-    assert_eq!(sections[1].body, "More.");
+    scores.mean(docs.len())
 }

@@ -1,0 +1,120 @@
+//! Shared pieces of the quality evaluations: the corpora, the BM25 reference and the scores.
+
+pub mod bm25;
+pub mod book;
+pub mod manpages;
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+/// One document of a corpus and its known-item query.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// How the answer suite names it: a section heading, or `name(section)`.
+    pub id: String,
+    pub query: String,
+    pub body: String,
+}
+
+/// Drops documents whose query (case-insensitive) another document shares: a known-item
+/// query must have one right answer.
+pub fn unique_queries(docs: Vec<Document>) -> Vec<Document> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for d in &docs {
+        *counts.entry(d.query.to_lowercase()).or_default() += 1;
+    }
+    docs.into_iter()
+        .filter(|d| counts[&d.query.to_lowercase()] == 1)
+        .collect()
+}
+
+/// `n` documents spread evenly over `docs` (all of them when `n` is at least their number).
+pub fn sample(docs: Vec<Document>, n: usize) -> Vec<Document> {
+    if n >= docs.len() {
+        return docs;
+    }
+    (0..n).map(|i| docs[i * docs.len() / n].clone()).collect()
+}
+
+pub const CUTOFF: usize = 10;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Scores {
+    pub mrr: f64,
+    pub ndcg: f64,
+    pub recall_1: f64,
+    pub recall_10: f64,
+}
+
+impl Scores {
+    /// Adds one query whose relevant document came at `rank` (1-based) or not at all.
+    pub fn add(&mut self, rank: Option<usize>) {
+        if let Some(rank) = rank.filter(|&r| r <= CUTOFF) {
+            self.mrr += 1.0 / rank as f64;
+            self.ndcg += 1.0 / (rank as f64 + 1.0).log2();
+            self.recall_10 += 1.0;
+            if rank == 1 {
+                self.recall_1 += 1.0;
+            }
+        }
+    }
+
+    pub fn mean(self, n: usize) -> Self {
+        let n = n.max(1) as f64;
+        Self {
+            mrr: self.mrr / n,
+            ndcg: self.ndcg / n,
+            recall_1: self.recall_1 / n,
+            recall_10: self.recall_10 / n,
+        }
+    }
+
+    pub fn json(self) -> Value {
+        json!({"mrr@10": round(self.mrr), "ndcg@10": round(self.ndcg),
+               "recall@1": round(self.recall_1), "recall@10": round(self.recall_10)})
+    }
+}
+
+pub fn round(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// Cuts `text` to its first `max_chars` characters.
+pub fn truncate(text: &mut String, max_chars: usize) {
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(cut);
+    }
+}
+
+/// A number from the environment, or `usize::MAX` for "all", or `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    match std::env::var(name).as_deref() {
+        Ok("all") => usize::MAX,
+        Ok(n) => n
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} is a number or 'all'")),
+        Err(_) => default,
+    }
+}
+
+/// Merges `section` into the JSON report at `THINKBANK_EVAL_OUT` (when set) under `key`.
+pub fn report(key: &str, section: Value) {
+    let Ok(path) = std::env::var("THINKBANK_EVAL_OUT") else {
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    let mut root: serde_json::Map<String, Value> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    // The report of earlier versions had the modes at the top level.
+    root.retain(|k, _| matches!(k.as_str(), "corpora" | "answers" | "previous"));
+    root.insert(key.to_owned(), section);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{}: {e}", parent.display()));
+    }
+    let text = serde_json::to_string_pretty(&Value::Object(root)).unwrap_or_default();
+    std::fs::write(&path, text + "\n").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    eprintln!("eval: wrote {key} to {}", path.display());
+}
