@@ -288,10 +288,24 @@ def ensure_browser_test_tools() -> None:
     stamp.write_text(wanted + "\n")
 
 
+# The retrieval eval's second corpus (services/gateway/tests/eval/manpages.rs): the Linux
+# man-pages, as Debian ships them.
+EVAL_CORPUS_PACKAGES = ["manpages", "manpages-dev"]
+
+
+def ensure_eval_corpora() -> None:
+    """The man-pages packages when dpkg does not list them as installed."""
+    res = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status} ", *EVAL_CORPUS_PACKAGES],
+                         capture_output=True, text=True)
+    if res.returncode != 0 or res.stdout.split() != ["installed"] * len(EVAL_CORPUS_PACKAGES):
+        apt_install(EVAL_CORPUS_PACKAGES, "for the retrieval eval's man-pages corpus")
+
+
 def _setup_locked(with_test: bool, quiet: bool) -> Tools:
     ensure_system_packages()
     if with_test:
         ensure_browser_test_tools()
+        ensure_eval_corpora()
     ensure_venv()
     stamp = read_stamp()
     wanted = {"base": file_hash(REQUIREMENTS["base"])}

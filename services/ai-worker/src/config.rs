@@ -107,6 +107,14 @@ pub struct Config {
     /// The optional LLM for generative answers (`THINKBANK_LLM_*`).
     #[command(flatten)]
     pub llm: crate::llm::LlmConfig,
+
+    /// The optional reranking stage (`THINKBANK_RERANK_*`).
+    #[command(flatten)]
+    pub rerank: crate::search::rerank::RerankArgs,
+
+    /// How chat retrieves and when it abstains (`THINKBANK_CHAT_*`).
+    #[command(flatten)]
+    pub answers: crate::chat::AnswerConfig,
 }
 
 /// Parses "250ms", "30s", "5m", "1h" or a bare number of seconds.
@@ -149,6 +157,8 @@ mod tests {
             config.parsing,
             crate::ingest::parse::ParseSettings::default()
         );
+        assert_eq!(config.rerank, crate::search::rerank::RerankArgs::default());
+        assert_eq!(config.answers, crate::chat::AnswerConfig::default());
     }
     use std::time::Duration;
 

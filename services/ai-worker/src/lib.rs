@@ -67,6 +67,10 @@ pub struct State {
     pub job_traces: telemetry::job_trace::JobTraces,
     /// The shadow retrieval profile compared with live searches, when configured.
     pub shadow: Option<search::shadow::Shadow>,
+    /// The reranking stage, when configured.
+    pub reranker: Option<search::Reranker>,
+    /// How chat retrieves and when it abstains.
+    pub answers: chat::AnswerConfig,
 }
 
 /// Serves the worker on `listener` (and its admin port on `config.admin_listen`) until
@@ -262,9 +266,19 @@ async fn initialise(config: &Config) -> anyhow::Result<State> {
         }
         None => None,
     };
+    let reranker = config
+        .rerank
+        .reranker()
+        .map_err(anyhow::Error::msg)
+        .context("cannot set up the reranker (THINKBANK_RERANK_URL)")?;
+    if let Some(url) = &config.rerank.rerank_url {
+        tracing::info!(%url, candidates = config.rerank.rerank_candidates, "reranking enabled");
+    }
     Ok(State {
         llm,
         shadow,
+        reranker,
+        answers: config.answers.clone(),
         job_traces: telemetry::job_trace::JobTraces::default(),
         assets: Assets::new(pool.clone()),
         pool,

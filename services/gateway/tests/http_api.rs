@@ -175,7 +175,11 @@ async fn uploaded_document_is_searchable_and_cited_in_a_streamed_answer() {
     assert_eq!(final_event["answer_mode"], "extractive");
     assert_eq!(final_event["finish_reason"], "stop");
     assert_eq!(final_event["citations"][0]["source_index"], 1);
-    assert_eq!(final_event["citations"][0]["verified"], true);
+    // Quoted sentences are the source's own words: marked quoted, never claimed verified.
+    assert_eq!(final_event["citations"][0]["quoted"], true);
+    assert_eq!(final_event["citations"][0]["verified"], false);
+    assert_eq!(final_event["abstained"], false);
+    assert!(final_event["evidence"]["relevance"].as_f64().unwrap() > 0.45);
     assert_eq!(
         final_event["usage"]["completion_tokens"].as_u64().unwrap() as usize,
         deltas

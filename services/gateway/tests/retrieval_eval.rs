@@ -10,12 +10,17 @@
 //!
 //! In CI a sample of `THINKBANK_EVAL_SECTIONS` (default 60) documents per corpus, each cut to
 //! its first `THINKBANK_EVAL_MAX_CHARS` (default 1200) characters, runs as a regression guard.
-//! `make eval` runs every document in full and writes `corpora` into `bench/results/eval.json`
+//! `make eval` runs every document (Rust Book sections whole, man pages cut to their first
+//! `manpages::MAX_CHARS` characters) and writes `corpora` into `bench/results/eval.json`
 //! (`THINKBANK_EVAL_OUT`); with `THINKBANK_EVAL_SWEEP=1` it prints hybrid MRR@10 over a grid of
 //! fusion settings (how the defaults were chosen).
 #![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
 #![expect(clippy::expect_used, reason = "set-up failures say what is missing")]
 
+#[expect(
+    dead_code,
+    reason = "shared with the other eval binary, which uses other parts"
+)]
 mod eval;
 
 use std::{
@@ -26,7 +31,7 @@ use std::{
 use eval::{Document, Scores, bm25, book, manpages};
 use reqwest::multipart;
 use serde_json::{Value, json};
-use thinkbank_testkit::{TestDatabase, spawn_gateway, spawn_worker};
+use thinkbank_testkit::{TestDatabase, spawn_worker};
 
 const DEFAULT_DOCS: usize = 60;
 const DEFAULT_MAX_CHARS: usize = 1200;
@@ -134,20 +139,31 @@ fn print_scores(corpus: &str, mode: &str, s: &Scores, secs: f64) {
 async fn retrieval_eval_per_corpus_against_a_bm25_reference() {
     let n = eval::env_count("THINKBANK_EVAL_SECTIONS", DEFAULT_DOCS);
     let max_chars = eval::env_count("THINKBANK_EVAL_MAX_CHARS", DEFAULT_MAX_CHARS);
-    let corpora: Vec<(&str, &str, Vec<Document>)> = vec![
-        ("rust-book", "txt", book::documents(MIN_BODY_CHARS)),
-        ("manpages", "md", manpages::documents(MIN_BODY_CHARS)),
+    // (name, file extension, documents, most characters kept of each)
+    let corpora: Vec<(&str, &str, Vec<Document>, usize)> = vec![
+        (
+            "rust-book",
+            "txt",
+            book::documents(MIN_BODY_CHARS),
+            max_chars,
+        ),
+        (
+            "manpages",
+            "md",
+            manpages::documents(MIN_BODY_CHARS),
+            max_chars.min(manpages::MAX_CHARS),
+        ),
     ];
 
     let db = TestDatabase::create().await;
     let worker = spawn_worker(&db).await;
-    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    let gateway = eval::spawn_gateway(&worker.url(), &db.url).await;
     let http = gateway.client();
     let search_url = gateway.url("/api/v1/search");
 
     let mut report = serde_json::Map::new();
     let mut results: BTreeMap<(&str, &str), Scores> = BTreeMap::new();
-    for (name, extension, docs) in corpora {
+    for (name, extension, docs, max_chars) in corpora {
         let mut docs = eval::sample(docs, n);
         for doc in &mut docs {
             eval::truncate(&mut doc.body, max_chars);

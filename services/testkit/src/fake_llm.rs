@@ -56,6 +56,9 @@ pub struct Script {
     /// Send a usage chunk when the client asks for one (`stream_options.include_usage`).
     pub usage: bool,
     pub finish: FinishQuirk,
+    /// Ignore `tokens` and answer by echoing the prompt's numbered sources (see
+    /// [`Script::echoing_sources`]).
+    pub echo_sources: bool,
 }
 
 impl Default for Script {
@@ -79,6 +82,18 @@ impl Script {
             garbage_at: None,
             usage: true,
             finish: FinishQuirk::Value("stop".into()),
+            echo_sources: false,
+        }
+    }
+
+    /// A model that answers with the start of every numbered source in its prompt (the
+    /// first [`ECHO_WORDS`] words of each `[n]` block of the system message), each cited as
+    /// `[n]`: what a faithful model could at best say, for measuring what retrieval and the
+    /// prompt give it.
+    pub fn echoing_sources() -> Self {
+        Self {
+            echo_sources: true,
+            ..Self::tokens(Vec::<String>::new())
         }
     }
 
@@ -175,6 +190,7 @@ pub struct FakeLlm {
     shared: Arc<Shared>,
     /// The `/v1/embeddings` side: scripted failures, recorded batches.
     pub embeddings: crate::fake_embeddings::FakeEmbeddings,
+    rerank: crate::fake_rerank::FakeRerank,
     shutdown: CancellationToken,
 }
 
@@ -192,11 +208,13 @@ impl FakeLlm {
             ..Shared::default()
         });
         let embeddings = crate::fake_embeddings::FakeEmbeddings::default();
+        let rerank = crate::fake_rerank::FakeRerank::default();
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
             .route("/v1/models", get(models))
             .with_state(shared.clone())
-            .merge(embeddings.router());
+            .merge(embeddings.router())
+            .merge(rerank.router());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("cannot bind the fake LLM port");
@@ -216,8 +234,19 @@ impl FakeLlm {
             addr,
             shared,
             embeddings,
+            rerank,
             shutdown,
         }
+    }
+
+    /// The reranker's endpoint (`http://127.0.0.1:<port>/v1/rerank`).
+    pub fn rerank_url(&self) -> String {
+        format!("http://{}/v1/rerank", self.addr)
+    }
+
+    /// The rerank requests received so far.
+    pub fn rerank_requests(&self) -> Vec<Value> {
+        self.rerank.requests()
     }
 
     /// The base URL an OpenAI client uses (`http://127.0.0.1:<port>/v1`).
@@ -272,10 +301,64 @@ async fn models() -> Json<Value> {
     }))
 }
 
+/// Words of each source an echoing script repeats.
+pub const ECHO_WORDS: usize = 80;
+
+/// The echoing answer for `body`: for every line `[n] …` of the system message, the words
+/// of the block under it (up to the next `[m]` line), cut at [`ECHO_WORDS`], then ` [n]`.
+fn echo(body: &Value) -> Vec<String> {
+    let system = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "system"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default();
+    let mut answer = String::new();
+    let mut current: Option<(String, Vec<String>)> = None;
+    let flush = |block: Option<(String, Vec<String>)>, answer: &mut String| {
+        if let Some((number, words)) = block {
+            let text: Vec<String> = words.into_iter().take(ECHO_WORDS).collect();
+            answer.push_str(&format!("{} [{number}] ", text.join(" ")));
+        }
+    };
+    for line in system.lines() {
+        let marker = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once(']'))
+            .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        match marker {
+            Some((number, _)) => flush(
+                current.replace((number.to_owned(), Vec::new())),
+                &mut answer,
+            ),
+            None => {
+                if let Some((_, words)) = current.as_mut() {
+                    words.extend(line.split_whitespace().map(str::to_owned));
+                }
+            }
+        }
+    }
+    flush(current, &mut answer);
+    answer
+        .trim_end()
+        .split(' ')
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_owned()
+            } else {
+                format!(" {w}")
+            }
+        })
+        .collect()
+}
+
 async fn completions(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
-    let script = lock(&shared.scripts)
+    let mut script = lock(&shared.scripts)
         .pop_front()
         .unwrap_or_else(|| lock(&shared.default_script).clone());
+    if script.echo_sources {
+        script.tokens = echo(&body);
+    }
     let index = {
         let mut requests = lock(&shared.requests);
         requests.push(RecordedRequest {

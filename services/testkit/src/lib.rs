@@ -9,6 +9,7 @@
 pub mod db_proxy;
 pub mod fake_embeddings;
 mod fake_llm;
+pub mod fake_rerank;
 mod gateway;
 pub mod otlp;
 pub mod prometheus;
@@ -197,6 +198,8 @@ pub fn worker_config(
         embed: thinkbank_ai_worker::embed::registry::EmbedConfig::default(),
         parsing: thinkbank_ai_worker::ingest::parse::ParseSettings::default(),
         llm: thinkbank_ai_worker::llm::LlmConfig::default(),
+        rerank: thinkbank_ai_worker::search::rerank::RerankArgs::default(),
+        answers: thinkbank_ai_worker::chat::AnswerConfig::default(),
         search_shadow: None,
     }
 }

@@ -69,6 +69,7 @@ pub fn verify(answer: &str, sources: &[&str]) -> Verification {
                     fabricated,
                     support,
                     occurrences: 1,
+                    quoted: false,
                 }),
             }
         }

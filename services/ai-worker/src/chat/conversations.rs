@@ -94,6 +94,7 @@ impl From<StoredSource> for Hit {
             page: s.page,
             // A replayed source is the stored passage, not a fresh search result.
             snippet: None,
+            keyword_coverage: None,
             explain: None,
         }
     }
@@ -106,6 +107,9 @@ pub struct StoredCitation {
     pub fabricated: bool,
     pub support: f32,
     pub occurrences: u32,
+    /// Absent in citations stored before quoted marks existed.
+    #[serde(default)]
+    pub quoted: bool,
 }
 
 impl From<&Citation> for StoredCitation {
@@ -116,6 +120,7 @@ impl From<&Citation> for StoredCitation {
             fabricated: c.fabricated,
             support: c.support,
             occurrences: c.occurrences,
+            quoted: c.quoted,
         }
     }
 }
@@ -128,6 +133,7 @@ impl From<StoredCitation> for Citation {
             fabricated: c.fabricated,
             support: c.support,
             occurrences: c.occurrences,
+            quoted: c.quoted,
         }
     }
 }

@@ -1,12 +1,16 @@
 //! The answerer used when no LLM is configured: it quotes the sentences of the retrieved
-//! sources that are most similar to the question, each followed by its `[n]` citation.
-//! Every quoted sentence is verbatim from the cited source, so every citation verifies.
+//! sources that are most similar to the question, each followed by its `[n]` citation, and
+//! says plainly that it found nothing when the sources fall below the relevance floor or no
+//! sentence is close enough to the question. Quoted sentences are verbatim, so their
+//! citations are marked `quoted`, not `verified`: nothing was generated to check.
 
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::{AnswerMode, ChatEvent, ChatSummary, FinishReason, Turn, citations, sentences};
+use super::{
+    AnswerMode, ChatEvent, ChatSummary, FinishReason, Turn, citations, retrieve, sentences,
+};
 use crate::{
     embed::{LocalEmbedder, Registry, cosine},
     error::{Result, WorkerError},
@@ -18,8 +22,6 @@ use crate::{
 const MAX_QUOTES: usize = 3;
 /// Candidate sentences considered (embedding them is the main cost).
 const MAX_CANDIDATES: usize = 64;
-/// Below this cosine a sentence is not quoted unless it is the best there is.
-const MIN_SIMILARITY: f32 = 0.2;
 pub const MODEL_NAME: &str = "extractive";
 pub const NOTHING_FOUND: &str =
     "I could not find anything about this in your documents, so I cannot answer it.";
@@ -33,6 +35,7 @@ pub struct Request<'a> {
     pub history: &'a [Turn],
     pub filters: Filters,
     pub top_k: usize,
+    pub retrieval: retrieve::Settings<'a>,
 }
 
 /// Streams an extractive answer into `events`. Returns early (without error) when the
@@ -43,25 +46,29 @@ pub async fn answer_extractive(
 ) -> Result<()> {
     let started = Instant::now();
     let embedder = request.embedder.clone();
-    let (hits, query_vector) = super::retrieve(
+    let retrieved = super::retrieve(
         request.pool,
         request.models,
         request.tenant,
-        super::retrieve::retrieval_query(request.question, request.history),
+        retrieve::retrieval_query(request.question, request.history),
         &request.filters,
         request.top_k,
+        request.retrieval,
     )
     .await?;
     let retrieval_ms = ms(started);
+    let hits = retrieved.hits;
 
     if events.send(ChatEvent::Sources(hits.clone())).await.is_err() {
         return Ok(());
     }
 
-    let quotes = if hits.is_empty() {
+    let config = request.retrieval.config;
+    let quotes = if hits.is_empty() || !retrieved.evidence.passes(config) {
         Vec::new()
     } else {
-        pick_quotes(&embedder, &query_vector, &hits).await?
+        let floor = config.chat_min_sentence_similarity;
+        pick_quotes(&embedder, &retrieved.query_vector, &hits, floor).await?
     };
 
     let mut pieces: Vec<String> = Vec::new();
@@ -76,10 +83,14 @@ pub async fn answer_extractive(
         pieces.extend(words(&quote.text));
         pieces.push(format!(" [{number}]"));
     }
-    // Quotes are verbatim, so this always verifies; running the same check keeps both modes
-    // reporting citations identically.
+    // Quotes are verbatim: their citations say so instead of claiming a check. Running the
+    // same parser keeps both modes reporting citations (numbers, uncited sources) alike.
     let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
-    let verification = citations::verify(&pieces.concat(), &texts);
+    let mut verification = citations::verify(&pieces.concat(), &texts);
+    for citation in &mut verification.citations {
+        citation.quoted = !citation.fabricated;
+        citation.verified = false;
+    }
 
     let mut first_token_ms = None;
     let generation_started = Instant::now();
@@ -108,21 +119,28 @@ pub async fn answer_extractive(
         uncited_sources: verification.uncited,
         // Only the previous user turn is used, as retrieval context.
         history_dropped: 0,
+        abstained: quotes.is_empty(),
+        evidence: retrieved.evidence,
     };
     let _ = events.send(ChatEvent::Final(summary)).await;
     Ok(())
 }
 
-/// The best sentences, in reading order (by source, then position).
+/// The sentences most similar to the question, at least `floor` (cosine) each, in reading
+/// order (by source, then position); none when no sentence reaches the floor. A sentence that
+/// several sources share is considered once.
 async fn pick_quotes(
     embedder: &LocalEmbedder,
     query: &[f32],
     hits: &[search::Hit],
+    floor: f32,
 ) -> Result<Vec<sentences::Sentence>> {
+    let mut seen = std::collections::HashSet::new();
     let candidates: Vec<sentences::Sentence> = hits
         .iter()
         .enumerate()
         .flat_map(|(i, hit)| sentences::split(i, &hit.text))
+        .filter(|s| seen.insert(s.text.to_lowercase()))
         .take(MAX_CANDIDATES)
         .collect();
     if candidates.is_empty() {
@@ -145,10 +163,9 @@ async fn pick_quotes(
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut chosen: Vec<sentences::Sentence> = scored
         .iter()
-        .enumerate()
-        .filter(|(rank, (score, _))| *rank == 0 || *score >= MIN_SIMILARITY)
+        .filter(|(score, _)| *score >= floor)
         .take(MAX_QUOTES)
-        .map(|(_, (_, s))| s.clone())
+        .map(|(_, s)| s.clone())
         .collect();
     chosen.sort_by_key(|s| (s.source, s.position));
     Ok(chosen)

@@ -33,6 +33,7 @@ pub struct Request<'a> {
     pub history: &'a [Turn],
     pub filters: Filters,
     pub top_k: usize,
+    pub retrieval: retrieve::Settings<'a>,
 }
 
 /// What the model produced.
@@ -58,15 +59,19 @@ pub async fn answer_generative(
     else {
         return Ok(());
     };
-    let (hits, _) = retrieve::retrieve(
+    let retrieved = retrieve::retrieve(
         request.pool,
         request.models,
         request.tenant,
         query,
         &request.filters,
         request.top_k,
+        request.retrieval,
     )
     .await?;
+    let evidence = retrieved.evidence;
+    let abstained = retrieved.hits.is_empty() || !evidence.passes(request.retrieval.config);
+    let hits = retrieved.hits;
     let retrieval_ms = ms(started.elapsed());
     if events.send(ChatEvent::Sources(hits.clone())).await.is_err() {
         return Ok(());
@@ -85,8 +90,9 @@ pub async fn answer_generative(
         .map(|m| m.content.as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    let output = if hits.is_empty() {
-        // Nothing to ground an answer on: say so rather than let the model invent one.
+    let output = if abstained {
+        // Nothing to ground an answer on: say so rather than let the model invent one from
+        // sources that do not bear on the question.
         let mut output = Output::default();
         for word in NOTHING_FOUND.split_inclusive(' ') {
             if events
@@ -159,6 +165,8 @@ pub async fn answer_generative(
         citations: verification.citations,
         uncited_sources: verification.uncited,
         history_dropped: u32::try_from(history_dropped).unwrap_or(u32::MAX),
+        abstained,
+        evidence,
     };
     let _ = events.send(ChatEvent::Final(summary)).await;
     Ok(())

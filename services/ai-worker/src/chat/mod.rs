@@ -7,12 +7,14 @@ pub mod conversations;
 pub mod extractive;
 pub mod generative;
 mod prompt;
-mod retrieve;
+pub mod relevance;
+pub mod retrieve;
 mod rewrite;
 mod sentences;
 
 pub use extractive::answer_extractive;
 pub use generative::answer_generative;
+pub use relevance::AnswerConfig;
 pub use retrieve::retrieve;
 
 use crate::search::Hit;
@@ -44,6 +46,8 @@ pub struct Citation {
     /// Lowest share of content words found in the source over the citing sentences.
     pub support: f32,
     pub occurrences: u32,
+    /// The cited text is the source's own words (extractive answers): nothing to verify.
+    pub quoted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +68,9 @@ pub struct ChatSummary {
     pub uncited_sources: Vec<u32>,
     /// History turns left out of the prompt to fit its token budget.
     pub history_dropped: u32,
+    /// The answer says nothing in the documents answers the question.
+    pub abstained: bool,
+    pub evidence: relevance::Evidence,
 }
 
 #[derive(Debug, Clone)]

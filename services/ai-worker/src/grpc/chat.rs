@@ -22,7 +22,7 @@ use crate::{
     State, chat,
     chat::{ChatEvent, ChatSummary, FinishReason, conversations},
     error::{Result, WorkerError},
-    search::{Filters, Hit},
+    search::{Filters, Hit, Mode},
     tenancy::Tenant,
 };
 
@@ -36,6 +36,8 @@ pub struct Ask {
     pub conversation_id: Option<Uuid>,
     pub filters: Filters,
     pub top_k: usize,
+    /// How sources are retrieved; `None` is the configured default.
+    pub mode: Option<Mode>,
 }
 
 /// What the client was sent.
@@ -63,7 +65,13 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
         conversation_id,
         filters,
         top_k,
+        mode,
     } = ask;
+    let scope = Scope {
+        filters,
+        top_k,
+        mode: mode.unwrap_or(state.answers.chat_retrieval_mode),
+    };
     let conversation_id = match conversation_id {
         Some(id) => {
             if !history.is_empty() {
@@ -111,9 +119,7 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
             record
         };
         let answer = tracing::Instrument::instrument(
-            answer(
-                &state, &tenant, &question, &history, filters, top_k, events_tx,
-            ),
+            answer(&state, &tenant, &question, &history, scope, events_tx),
             tracing::info_span!("chat.answer", %conversation_id),
         );
         let (result, record) = tokio::join!(answer, relay);
@@ -143,10 +149,19 @@ async fn answer(
     tenant: &Tenant,
     question: &str,
     history: &[chat::Turn],
-    filters: Filters,
-    top_k: usize,
+    scope: Scope,
     events: mpsc::Sender<ChatEvent>,
 ) -> Result<()> {
+    let Scope {
+        filters,
+        top_k,
+        mode,
+    } = scope;
+    let retrieval = chat::retrieve::Settings {
+        mode,
+        config: &state.answers,
+        reranker: state.reranker.as_ref(),
+    };
     match &state.llm {
         Some(llm) => {
             let request = chat::generative::Request {
@@ -159,6 +174,7 @@ async fn answer(
                 history,
                 filters,
                 top_k,
+                retrieval,
             };
             chat::answer_generative(request, events).await
         }
@@ -172,10 +188,18 @@ async fn answer(
                 history,
                 filters,
                 top_k,
+                retrieval,
             };
             chat::answer_extractive(request, events).await
         }
     }
+}
+
+/// Where a chat's sources come from.
+struct Scope {
+    filters: Filters,
+    top_k: usize,
+    mode: Mode,
 }
 
 fn exchange(question: String, record: &Record, failed: bool) -> conversations::Exchange {

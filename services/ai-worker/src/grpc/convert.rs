@@ -104,6 +104,7 @@ fn explain(explain: &Explain) -> pb::SearchExplain {
         keyword_score: explain.keyword_score,
         vector_contribution: explain.vector_contribution,
         keyword_contribution: explain.keyword_contribution,
+        rerank_score: explain.rerank_score,
     }
 }
 
@@ -153,6 +154,7 @@ fn citation(c: &Citation) -> pb::Citation {
         fabricated: c.fabricated,
         support: c.support,
         occurrences: c.occurrences,
+        quoted: c.quoted,
     }
 }
 
@@ -226,6 +228,12 @@ fn chat_final(summary: ChatSummary) -> pb::ChatFinal {
         citations: summary.citations.iter().map(citation).collect(),
         uncited_sources: summary.uncited_sources,
         history_messages_dropped: summary.history_dropped,
+        abstained: summary.abstained,
+        evidence: Some(pb::RetrievalEvidence {
+            best_similarity: summary.evidence.best_similarity,
+            best_keyword_coverage: summary.evidence.best_keyword_coverage,
+            relevance: summary.evidence.relevance,
+        }),
     }
 }
 

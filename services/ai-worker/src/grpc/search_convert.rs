@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     error::{Result, WorkerError},
-    search::{self, Fusion, MetadataCondition, MetadataOp, Mode, Outcome, Query, Recall},
+    search::{self, Fusion, GroupBy, MetadataCondition, MetadataOp, Mode, Outcome, Query, Recall},
 };
 
 /// Prefix of the page tokens this server issues; the rest is the offset.
@@ -25,6 +25,25 @@ fn mode(value: i32) -> Result<Mode> {
         Ok(pb::SearchMode::Vector) => Ok(Mode::Vector),
         Ok(pb::SearchMode::Keyword) => Ok(Mode::Keyword),
         Err(_) => Err(invalid(format!("mode: unknown search mode {value}"))),
+    }
+}
+
+/// A mode field where UNSPECIFIED means "the server's default" (`None`).
+pub fn optional_mode(field: &str, value: i32) -> Result<Option<Mode>> {
+    match pb::SearchMode::try_from(value) {
+        Ok(pb::SearchMode::Unspecified) => Ok(None),
+        Ok(pb::SearchMode::Hybrid) => Ok(Some(Mode::Hybrid)),
+        Ok(pb::SearchMode::Vector) => Ok(Some(Mode::Vector)),
+        Ok(pb::SearchMode::Keyword) => Ok(Some(Mode::Keyword)),
+        Err(_) => Err(invalid(format!("{field}: unknown search mode {value}"))),
+    }
+}
+
+fn group_by(value: i32) -> Result<GroupBy> {
+    match pb::SearchGroupBy::try_from(value) {
+        Ok(pb::SearchGroupBy::Unspecified | pb::SearchGroupBy::Chunk) => Ok(GroupBy::Chunk),
+        Ok(pb::SearchGroupBy::Asset) => Ok(GroupBy::Asset),
+        Err(_) => Err(invalid(format!("group_by: unknown grouping {value}"))),
     }
 }
 
@@ -180,6 +199,8 @@ pub fn query(message: pb::VectorSearchRequest) -> Result<Query> {
         ef_search,
         explain: message.explain,
         model_override: None,
+        group_by: group_by(message.group_by)?,
+        rerank: message.rerank,
     })
 }
 
@@ -196,6 +217,7 @@ pub fn response(outcome: Outcome, mode: Mode) -> pb::VectorSearchResponse {
             keyword_ms: t.keyword_ms,
             fusion_ms: t.fusion_ms,
             snippet_ms: t.snippet_ms,
+            rerank_ms: t.rerank_ms,
         }),
         next_page_token: outcome
             .next_offset

@@ -171,7 +171,14 @@ impl AiWorker for AiWorkerService {
         require_text("query", &message.query)?;
         let query = search_convert::query(message)?;
         let mode = query.mode;
-        let outcome = search::search(&state.pool, &state.models, &tenant, &query).await?;
+        let outcome = search::search(
+            &state.pool,
+            &state.models,
+            state.reranker.as_ref(),
+            &tenant,
+            &query,
+        )
+        .await?;
         if let Some(shadow) = &state.shadow {
             shadow.observe(&tenant, &query, &outcome);
         }
@@ -213,6 +220,7 @@ impl AiWorker for AiWorkerService {
             conversation_id: optional_uuid("conversation_id", &message.conversation_id)?,
             filters,
             top_k,
+            mode: super::search_convert::optional_mode("retrieval_mode", message.retrieval_mode)?,
         };
         let responses = super::chat::chat_stream(state, ask).await?;
         Ok(Response::new(Box::pin(responses)))

@@ -50,12 +50,14 @@ pub fn fuse(vector: Vec<Hit>, keyword: Vec<Hit>, fusion: &Fusion) -> Vec<Hit> {
         let rank = i + 1;
         let contribution = fusion.keyword_weight / (fusion.rrf_k + rank as f64);
         let keyword_score = hit.score;
+        let coverage = hit.keyword_coverage;
         let entry = fused.entry(hit.chunk_id).or_insert_with(|| {
             hit.score = 0.0;
             hit.explain = Some(Explain::default());
             hit
         });
         entry.score += contribution;
+        entry.keyword_coverage = coverage;
         let explain = entry.explain.get_or_insert_with(Explain::default);
         explain.keyword_rank = Some(rank);
         explain.keyword_score = Some(keyword_score);
@@ -118,6 +120,7 @@ mod tests {
             headings: Vec::new(),
             page: None,
             snippet: None,
+            keyword_coverage: None,
             explain: None,
         }
     }

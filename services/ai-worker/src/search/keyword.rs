@@ -96,7 +96,8 @@ const TITLE_WEIGHT: f64 = 2.0;
 /// only cannot bring in chunks by itself, which with its low IDF would rank low anyway.
 const CANDIDATE_POSTINGS: i64 = 20_000;
 
-/// The `depth` best chunks for `query`, best first; `score` is the BM25 score.
+/// The `depth` best chunks for `query`, best first; `score` is the BM25 score and
+/// `keyword_coverage` the share of the query terms' IDF the chunk holds.
 async fn run(
     conn: &mut PgConnection,
     tenant: &Tenant,
@@ -172,12 +173,15 @@ async fn run(
         "scope AS ( \
              SELECT cand.collection_id, cand.tsq, q.avgdl, \
                  coalesce((SELECT array_agg(t.lexeme) FROM terms t \
-                           WHERE t.collection_id = cand.collection_id), '{}') AS lexemes \
+                           WHERE t.collection_id = cand.collection_id), '{}') AS lexemes, \
+                 (SELECT sum(t.idf) FROM terms t \
+                  WHERE t.collection_id = cand.collection_id) AS idf_total \
              FROM cand JOIN q ON q.collection_id = cand.collection_id \
              WHERE numnode(cand.tsq) > 0 \
          ) \
          SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
-             c.text, bm.score, c.chunk_index, c.char_start, c.char_end, c.headings, c.page \
+             c.text, bm.score, c.chunk_index, c.char_start, c.char_end, c.headings, c.page, \
+             bm.coverage AS keyword_coverage \
          FROM scope CROSS JOIN LATERAL ( \
              SELECT c.id, c.asset_id, c.collection_id, c.text, c.tsv, c.keyword_length, \
                  c.chunk_index, c.char_start, c.char_end, c.headings, c.page \
@@ -199,7 +203,8 @@ async fn run(
         .push(" + ")
         .push_bind(B)
         .push(
-            " * c.keyword_length / scope.avgdl))), 0)::float8 AS score \
+            " * c.keyword_length / scope.avgdl))), 0)::float8 AS score, \
+                 (coalesce(sum(t.idf), 0) / nullif(scope.idf_total, 0))::float8 AS coverage \
              FROM ( \
                  SELECT m.lexeme, array_length(m.positions, 1) + ",
         )

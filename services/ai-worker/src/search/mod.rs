@@ -7,6 +7,7 @@ pub mod filters;
 pub mod fusion;
 pub mod keyword;
 pub mod keyword_query;
+pub mod rerank;
 pub mod shadow;
 pub mod vector;
 pub mod vector_leg;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 pub use filters::{FilterSet, MetadataCondition, MetadataOp};
 pub use fusion::Fusion;
+pub use rerank::Reranker;
 pub use vector_leg::{QueryVector, QueryVectors, VectorLeg, VectorLegOutcome, vector_by_model};
 
 use crate::{
@@ -61,6 +63,19 @@ pub enum Mode {
     Hybrid,
 }
 
+/// What one hit stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupBy {
+    #[default]
+    Chunk,
+    /// The best chunk of each asset; pages count assets.
+    Asset,
+}
+
+/// How much deeper than the page the legs look when hits are grouped by asset, so that a page
+/// of distinct assets is usually among the candidates.
+const GROUP_DEPTH_FACTOR: usize = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Recall {
     Fast,
@@ -78,6 +93,7 @@ pub struct Explain {
     pub keyword_score: Option<f64>,
     pub vector_contribution: f64,
     pub keyword_contribution: f64,
+    pub rerank_score: Option<f64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -98,6 +114,10 @@ pub struct Hit {
     /// The text with query terms highlighted; filled for returned pages only.
     #[sqlx(default)]
     pub snippet: Option<String>,
+    /// Keyword leg only: the share of the query terms' IDF that the chunk holds (0..1), the
+    /// keyword evidence chat's relevance floor weighs.
+    #[sqlx(default)]
+    pub keyword_coverage: Option<f64>,
     #[sqlx(skip)]
     pub explain: Option<Explain>,
 }
@@ -119,6 +139,10 @@ pub struct Query {
     /// Search every collection with this embedding model's vectors instead of each
     /// collection's own model; only shadow profiles set it (see `shadow`).
     pub model_override: Option<String>,
+    pub group_by: GroupBy,
+    /// Rerank with the configured reranker: `None` follows the server default (on when one is
+    /// configured).
+    pub rerank: Option<bool>,
 }
 
 /// Milliseconds per stage; zero for stages that did not run.
@@ -129,6 +153,7 @@ pub struct Timings {
     pub keyword_ms: f64,
     pub fusion_ms: f64,
     pub snippet_ms: f64,
+    pub rerank_ms: f64,
     pub total_ms: f64,
 }
 
@@ -154,6 +179,7 @@ fn ms(since: Instant) -> f64 {
 pub async fn search(
     pool: &PgPool,
     models: &Registry,
+    reranker: Option<&Reranker>,
     tenant: &Tenant,
     query: &Query,
 ) -> Result<Outcome> {
@@ -162,6 +188,7 @@ pub async fn search(
     // the page plus one); otherwise the page is highlighted once it is known.
     let options = RankOptions {
         highlight: query.mode == Mode::Vector && query.offset == 0,
+        reranker: rerank::wanted(reranker, query.rerank)?,
         ..RankOptions::default()
     };
     let mut outcome = rank(pool, models, tenant, query, options).await?;
@@ -186,6 +213,8 @@ pub struct RankOptions<'a> {
     /// (and one core) at a time; `total_ms` is then what it would have taken with the legs
     /// running at once.
     pub one_leg_at_a_time: bool,
+    /// Rerank the best fused candidates with this reranker.
+    pub reranker: Option<&'a Reranker>,
 }
 
 /// The ranking part of a search: embeds the query when the vector leg runs, runs the legs
@@ -207,9 +236,13 @@ pub async fn rank(
         )));
     }
     // One more than the page tells whether a next page exists.
+    let page_depth = match query.group_by {
+        GroupBy::Chunk => wanted + 1,
+        GroupBy::Asset => (wanted + 1) * GROUP_DEPTH_FACTOR,
+    };
     let depth = match query.mode {
-        Mode::Hybrid => (wanted + 1).max(HYBRID_MIN_DEPTH),
-        Mode::Vector | Mode::Keyword => wanted + 1,
+        Mode::Hybrid => page_depth.max(HYBRID_MIN_DEPTH),
+        Mode::Vector | Mode::Keyword => page_depth,
     }
     .min(MAX_DEPTH);
     let mut timings = Timings::default();
@@ -297,9 +330,21 @@ pub async fn rank(
         }
     };
 
+    if let Some(reranker) = options.reranker {
+        let t = Instant::now();
+        reranker
+            .rerank(&query.text, &mut ranked, query.explain)
+            .instrument(tracing::info_span!("search.rerank"))
+            .await?;
+        timings.rerank_ms = ms(t);
+    }
     let t = Instant::now();
     if query.min_score > 0.0 {
         ranked.retain(|h| h.score >= query.min_score);
+    }
+    if query.group_by == GroupBy::Asset {
+        let mut seen = std::collections::HashSet::new();
+        ranked.retain(|h| seen.insert(h.asset_id));
     }
     let more = ranked.len() > wanted && wanted < MAX_DEPTH;
     let page: Vec<Hit> = ranked
@@ -333,6 +378,9 @@ fn record_timings(mode: Mode, timings: &Timings) {
     }
     metrics.search_leg("fusion", timings.fusion_ms);
     metrics.search_leg("snippet", timings.snippet_ms);
+    if timings.rerank_ms > 0.0 {
+        metrics.search_leg("rerank", timings.rerank_ms);
+    }
     metrics.search_leg("total", timings.total_ms);
 }
 
@@ -340,29 +388,4 @@ fn no_terms() -> WorkerError {
     WorkerError::InvalidArgument(
         "query has no searchable terms for keyword search (only stop words or punctuation)".into(),
     )
-}
-
-/// The `top_k` chunks nearest to `text` (vector leg alone, over every model's collections),
-/// with the query vectors per model; used by chat retrieval.
-#[tracing::instrument(name = "search.vector", skip_all, fields(top_k = top_k))]
-pub async fn vector(
-    pool: &PgPool,
-    models: &Registry,
-    tenant: &Tenant,
-    text: &str,
-    filters: &Filters,
-    top_k: usize,
-) -> Result<(Vec<Hit>, QueryVectors)> {
-    let filters = FilterSet::from(filters);
-    let leg = VectorLeg {
-        text,
-        filters: &filters,
-        depth: top_k,
-        ef: vector::ef_search(top_k, Recall::Balanced, None),
-        model_override: None,
-        known: &[],
-        highlight: false,
-    };
-    let found = vector_by_model(pool, models, tenant, leg).await?;
-    Ok((found.hits, found.vectors))
 }

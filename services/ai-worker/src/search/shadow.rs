@@ -248,6 +248,8 @@ impl Shadow {
             known: &known,
             highlight: false,
             one_leg_at_a_time: true,
+            // A profile compares retrieval; the reranker would cost a paid call per shadow.
+            reranker: None,
         };
         let ranked = tokio::time::timeout(
             SHADOW_TIMEOUT,
@@ -457,6 +459,8 @@ mod tests {
             ef_search: None,
             explain: true,
             model_override: None,
+            group_by: super::super::GroupBy::Chunk,
+            rerank: None,
         };
         let profile =
             parse_profile(r#"{"name":"v","mode":"vector","model":"m2","ef_search":80}"#).unwrap();

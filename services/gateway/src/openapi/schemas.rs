@@ -105,6 +105,7 @@ fn citation() -> Value {
         "properties": {
             "source_index": { "type": "integer" }, "verified": { "type": "boolean" },
             "fabricated": { "type": "boolean" }, "support": { "type": "number" },
+            "quoted": { "type": "boolean" },
         },
     })
 }

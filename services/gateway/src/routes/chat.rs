@@ -146,6 +146,11 @@ pub struct ChatRequest {
     #[serde(default)]
     #[schema(format = Uuid)]
     pub conversation_id: Option<String>,
+    /// How sources are retrieved: "hybrid", "vector" or "keyword"; unset is the server's
+    /// default (hybrid unless THINKBANK_CHAT_RETRIEVAL_MODE says otherwise).
+    #[serde(default)]
+    #[schema(pattern = "^(hybrid|vector|keyword)?$")]
+    pub retrieval_mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -201,6 +206,22 @@ pub struct FinalData {
     citations: Vec<CitationData>,
     uncited_sources: Vec<u32>,
     history_messages_dropped: u32,
+    /// The answer says nothing in the documents answers the question (no source passed the
+    /// relevance floor, or no sentence was close enough to quote); no model was asked.
+    abstained: bool,
+    /// How strongly the sources bear on the question, as the relevance floor weighed it.
+    evidence: Option<EvidenceData>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RetrievalEvidence)]
+struct EvidenceData {
+    /// Highest cosine similarity between the question and a source (0 without a vector leg).
+    best_similarity: f32,
+    /// Highest share of the question's keyword (IDF) weight one source holds, 0..1.
+    best_keyword_coverage: f32,
+    /// `best_similarity + coverage_weight × best_keyword_coverage`, compared with the floor.
+    relevance: f32,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -221,7 +242,8 @@ struct TimingsData {
     total_ms: f64,
 }
 
-/// A `[n]` of the answer, checked against source n.
+/// A `[n]` of the answer: generated text checked against source n (`verified`), or the
+/// source's own words quoted (`quoted`, extractive answers; nothing to verify).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = Citation)]
 pub struct CitationData {
@@ -230,6 +252,7 @@ pub struct CitationData {
     fabricated: bool,
     support: f32,
     occurrences: u32,
+    quoted: bool,
 }
 
 fn role(name: &str) -> Result<pb::ChatRole, ApiError> {
@@ -276,6 +299,12 @@ pub async fn chat(
         collection_ids: body.collection_ids,
         top_k: body.top_k.unwrap_or(0),
         conversation_id: body.conversation_id.unwrap_or_default(),
+        retrieval_mode: super::search::mode(body.retrieval_mode.as_deref()).map_err(|_| {
+            ApiError::invalid(format!(
+                "unknown retrieval_mode '{}': use hybrid, vector or keyword",
+                body.retrieval_mode.as_deref().unwrap_or_default()
+            ))
+        })? as i32,
     };
     let timeout = Duration::from_secs(state.config.chat_timeout_secs);
     // Validation errors arrive here, before any event, and become a plain JSON error.
@@ -465,6 +494,7 @@ pub fn citation_data(c: pb::Citation) -> CitationData {
         fabricated: c.fabricated,
         support: c.support,
         occurrences: c.occurrences,
+        quoted: c.quoted,
     }
 }
 
@@ -487,5 +517,11 @@ fn final_data(summary: pb::ChatFinal) -> FinalData {
         citations: summary.citations.into_iter().map(citation_data).collect(),
         uncited_sources: summary.uncited_sources,
         history_messages_dropped: summary.history_messages_dropped,
+        abstained: summary.abstained,
+        evidence: summary.evidence.map(|e| EvidenceData {
+            best_similarity: e.best_similarity,
+            best_keyword_coverage: e.best_keyword_coverage,
+            relevance: e.relevance,
+        }),
     }
 }

@@ -142,6 +142,7 @@ fn chat_request(body: CompletionRequest) -> Result<pb::ChatStreamRequest, ApiErr
         top_k: body.top_k.unwrap_or(0),
         // OpenAI clients send the whole history each time: nothing to continue.
         conversation_id: String::new(),
+        retrieval_mode: pb::SearchMode::Unspecified as i32,
     })
 }
 
@@ -240,13 +241,13 @@ fn citations_json(summary: Option<&pb::ChatFinal>) -> Value {
             .iter()
             .map(|c| {
                 json!({"source_index": c.source_index, "verified": c.verified,
-                       "fabricated": c.fabricated, "support": c.support})
+                       "fabricated": c.fabricated, "support": c.support, "quoted": c.quoted})
             })
             .collect(),
     )
 }
 
-/// "Sources" footer naming each cited, existing source (unverified ones marked).
+/// "Sources" footer naming each cited, existing source (quoted and unverified ones marked).
 fn footer(sources: &[pb::Source], summary: Option<&pb::ChatFinal>) -> String {
     let Some(summary) = summary else {
         return String::new();
@@ -258,7 +259,11 @@ fn footer(sources: &[pb::Source], summary: Option<&pb::ChatFinal>) -> String {
         .filter_map(|c| {
             let source = sources.iter().find(|s| s.index == c.source_index)?;
             let filename = source.hit.as_ref().map_or("", |h| h.filename.as_str());
-            let mark = if c.verified { "" } else { " (not verified)" };
+            let mark = match (c.verified, c.quoted) {
+                (true, _) => "",
+                (false, true) => " (quoted)",
+                (false, false) => " (not verified)",
+            };
             Some(format!("[{}] {filename}{mark}", c.source_index))
         })
         .collect();

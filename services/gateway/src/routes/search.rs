@@ -67,6 +67,15 @@ pub struct SearchRequest {
     /// `next_page_token` of the previous page.
     #[serde(default)]
     pub page_token: Option<String>,
+    /// "chunk" (default): every matching chunk is a hit; "asset": the best chunk of each
+    /// asset, and pages count assets.
+    #[serde(default)]
+    #[schema(pattern = "^(chunk|asset)?$")]
+    pub group_by: Option<String>,
+    /// Rerank with the configured reranker; unset follows the server default (on when one is
+    /// configured), `true` without one is 412.
+    #[serde(default)]
+    pub rerank: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -115,7 +124,19 @@ pub struct Timings {
     pub total_ms: f64,
 }
 
-fn mode(name: Option<&str>) -> Result<pb::SearchMode, ApiError> {
+fn group_by(name: Option<&str>) -> Result<pb::SearchGroupBy, ApiError> {
+    match name {
+        None | Some("") => Ok(pb::SearchGroupBy::Unspecified),
+        Some("chunk") => Ok(pb::SearchGroupBy::Chunk),
+        Some("asset") => Ok(pb::SearchGroupBy::Asset),
+        Some(other) => Err(ApiError::invalid(format!(
+            "unknown group_by '{other}': use chunk or asset"
+        ))),
+    }
+}
+
+/// A mode name as the REST API spells it; absent is UNSPECIFIED (the server's default).
+pub fn mode(name: Option<&str>) -> Result<pb::SearchMode, ApiError> {
     match name {
         None | Some("") => Ok(pb::SearchMode::Unspecified),
         Some("vector") => Ok(pb::SearchMode::Vector),
@@ -211,6 +232,8 @@ fn message(body: SearchRequest) -> Result<pb::VectorSearchRequest, ApiError> {
         ef_search: body.ef_search.unwrap_or(0),
         explain: body.explain,
         page_token: body.page_token.unwrap_or_default(),
+        group_by: group_by(body.group_by.as_deref())? as i32,
+        rerank: body.rerank,
     })
 }
 

@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 
 use super::Document;
 
+/// Characters of a page the full evaluation keeps: the synopsis and the start of the
+/// description, where a reader decides whether this is the page. (Whole pages — open(2) alone
+/// is 50,000 characters — would triple the evaluation's embedding time for little signal.)
+pub const MAX_CHARS: usize = 4000;
+
 /// Where the pages are: `THINKBANK_EVAL_MAN_DIR` (a directory of `*.N.gz` files) or the files
 /// `dpkg` lists for the two packages.
 pub fn page_files() -> Vec<PathBuf> {
@@ -45,6 +50,14 @@ fn read_gz(path: &Path) -> String {
         .output()
         .unwrap_or_else(|e| panic!("gzip -dc {}: {e}", path.display()));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every page that renders, whatever its description.
+pub fn all_pages() -> Vec<Document> {
+    page_files()
+        .iter()
+        .filter_map(|p| render(&read_gz(p)))
+        .collect()
 }
 
 /// Every page with a unique description and a body of at least `min_body` characters.

@@ -87,6 +87,20 @@ pub fn truncate(text: &mut String, max_chars: usize) {
     }
 }
 
+/// A gateway in front of `worker_url` whose rate limits do not throttle an evaluation's
+/// thousands of requests from one key.
+pub async fn spawn_gateway(
+    worker_url: &str,
+    database_url: &str,
+) -> thinkbank_testkit::GatewayHandle {
+    let mut config = thinkbank_gateway::Config::for_worker(worker_url, database_url);
+    config.limits.read_per_min = 1_000_000;
+    config.limits.write_per_min = 1_000_000;
+    config.limits.upload_per_min = 1_000_000;
+    config.limits.chat_per_min = 1_000_000;
+    thinkbank_testkit::spawn_gateway_with(config).await
+}
+
 /// A number from the environment, or `usize::MAX` for "all", or `default`.
 pub fn env_count(name: &str, default: usize) -> usize {
     match std::env::var(name).as_deref() {

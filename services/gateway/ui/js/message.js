@@ -1,5 +1,5 @@
 // One chat message on screen: the user's question, or an answer rendered from Markdown with
-// its `[n]` citations as buttons (marked verified, unverified or fabricated once the final
+// its `[n]` citations as buttons (marked verified, quoted, unverified or fabricated once the final
 // event has checked them), its sources, and copy / regenerate actions.
 
 import { h, clear, perFrame } from './dom.js';
@@ -85,6 +85,7 @@ export class AnswerView {
         finish_reason: final.finish_reason,
         answer_mode: final.answer_mode,
         model: final.model,
+        abstained: !!final.abstained,
       });
     }
     this.render();
@@ -94,7 +95,8 @@ export class AnswerView {
     const parts = [];
     if (this.model.answer_mode === 'extractive') parts.push('extractive answer (quoted from your documents)');
     else if (this.model.model) parts.push(this.model.model);
-    const unverified = this.model.citations.filter((c) => !c.verified).length;
+    if (this.model.abstained) parts.push('nothing relevant found; the sources below are the closest passages');
+    const unverified = this.model.citations.filter((c) => !c.verified && !c.quoted).length;
     if (unverified) parts.push(`${unverified} citation${unverified === 1 ? '' : 's'} not verified`);
     if (final?.timings?.total_ms) parts.push(`${(final.timings.total_ms / 1000).toFixed(1)} s`);
     this.meta.textContent = parts.join(' · ');
@@ -122,6 +124,10 @@ function citeButton(n, exists, check, onCite, filename) {
   } else if (check && check.verified) {
     state = 'verified';
     label += ' (verified)';
+  } else if (check && check.quoted) {
+    // The source's own words: nothing was generated, so nothing was verified.
+    state = 'quoted';
+    label += ' (quoted)';
   } else if (check) {
     state = 'unverified';
     label += ` (not verified: ${Math.round((check.support || 0) * 100)}% support)`;

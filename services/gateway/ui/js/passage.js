@@ -56,6 +56,7 @@ export class PassagePanel {
 function verdict(check) {
   if (!check) return h('p', { class: 'verdict muted' }, 'Not cited, or not checked yet.');
   if (check.fabricated) return h('p', { class: 'verdict error' }, 'Fabricated: this citation names no source.');
+  if (check.quoted) return h('p', { class: 'verdict muted' }, '“ Quoted — these are the passage\'s own words (an extractive answer): nothing was generated, so there was nothing to verify.');
   const support = `${Math.round((check.support || 0) * 100)}% of the citing sentence's words occur in this passage`;
   return check.verified
     ? h('p', { class: 'verdict ok' }, `✓ Verified — ${support}.`)
