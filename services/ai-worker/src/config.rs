@@ -35,10 +35,23 @@ pub struct Config {
     )]
     pub max_concurrent_calls: usize,
 
-    /// Shared secret the gateway presents (`authorization: Bearer …`); when set, calls without
-    /// it are refused. Leave unset only on a trusted private network or a developer machine.
+    /// Shared secret the gateway presents (`authorization: Bearer …`); calls without it are
+    /// refused. Required: the worker does not start without it unless
+    /// `--insecure-no-internal-token` is given.
     #[arg(long, env = "THINKBANK_INTERNAL_TOKEN", hide_env_values = true)]
     pub internal_token: Option<String>,
+
+    /// Serve without an internal token: anyone who reaches the gRPC port may then act for any
+    /// tenant. Only for tests and a developer machine listening on loopback; logged loudly.
+    #[arg(
+        long,
+        env = "THINKBANK_INSECURE_NO_INTERNAL_TOKEN",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub insecure_no_internal_token: bool,
 
     /// PostgreSQL (with pgvector) connection URL.
     #[arg(long, env = "THINKBANK_DATABASE_URL")]

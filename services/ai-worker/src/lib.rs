@@ -89,6 +89,11 @@ pub async fn run_with_admin(
     admin_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Before anything listens: an unauthenticated worker must not serve even for a moment.
+    let callers = grpc::Callers::from_config(
+        config.internal_token.clone(),
+        config.insecure_no_internal_token,
+    )?;
     let admin_pool = telemetry::admin::PoolCell::default();
     let admin_addr = admin_listener
         .local_addr()
@@ -119,7 +124,7 @@ pub async fn run_with_admin(
     let max_message = config.max_asset_bytes + 1024 * 1024;
     let ai_worker = AiWorkerServer::new(AiWorkerService::new(
         cell.clone(),
-        grpc::Callers::new(config.internal_token.clone()),
+        callers,
     ))
     .max_decoding_message_size(max_message)
     .max_encoding_message_size(max_message);
