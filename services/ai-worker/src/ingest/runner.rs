@@ -118,7 +118,7 @@ impl Runner {
         while !shutdown.is_cancelled() {
             let claimed = tokio::select! {
                 () = shutdown.cancelled() => break,
-                claimed = queue::claim(&self.pool, &self.worker_id, self.lease) => claimed,
+                claimed = queue::claim(&self.pool, &self.worker_id, self.lease, self.max_attempts) => claimed,
             };
             match claimed {
                 Ok(Some((job, queued_by))) => {
