@@ -122,12 +122,9 @@ pub async fn run_with_admin(
     let cell: Arc<OnceLock<Arc<State>>> = Arc::new(OnceLock::new());
     // Room for the largest asset plus the message envelope.
     let max_message = config.max_asset_bytes + 1024 * 1024;
-    let ai_worker = AiWorkerServer::new(AiWorkerService::new(
-        cell.clone(),
-        callers,
-    ))
-    .max_decoding_message_size(max_message)
-    .max_encoding_message_size(max_message);
+    let ai_worker = AiWorkerServer::new(AiWorkerService::new(cell.clone(), callers))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
 
     let local_addr = listener
         .local_addr()
@@ -183,6 +180,7 @@ pub async fn run_with_admin(
                 .chunk_tokens
                 .min(state.embedder.info().max_tokens - 2),
             overlap_tokens: config.chunk_overlap_tokens,
+            max_chunks: config.parsing.max_chunks,
         },
         parsing: config.parsing.clone(),
         vision: llm::Llm::vision_from_config(&config.llm)

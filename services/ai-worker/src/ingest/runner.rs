@@ -250,6 +250,10 @@ impl Runner {
                 ParseError::Tool(missing @ ToolError::Missing { .. }) => {
                     JobError::Permanent(missing.to_string())
                 }
+                // The same document produces the same output: retrying cannot fit it.
+                ParseError::Tool(large @ ToolError::OutputTooLarge { .. }) => {
+                    JobError::Permanent(format!("the document is too large to read: {large}"))
+                }
                 ParseError::Tool(other) => JobError::Transient(other.to_string()),
             })?;
         timings.lap("parse");
