@@ -1,11 +1,9 @@
 //! The worker fails closed: the real binary refuses to start without an internal token, and
 //! starts — with a loud warning — only when told explicitly that it may serve without one.
-#![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
 
 use std::{
     io::{BufRead as _, BufReader},
     process::{Command, Stdio},
-    sync::mpsc,
     time::Duration,
 };
 
@@ -38,18 +36,20 @@ fn worker(db: &TestDatabase) -> Command {
 async fn without_a_token_or_the_insecure_flag_the_worker_refuses_to_start() {
     let db = TestDatabase::create().await;
     let mut child = worker(&db).spawn().unwrap();
-    let (sender, exited) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        let status = child.wait();
-        let _ = sender.send(status);
-    });
-    let status = tokio::task::spawn_blocking(move || exited.recv_timeout(Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .expect("the worker kept running without an internal token")
-        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            // Not left behind serving: the old, failing-open binary ran until killed.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the worker kept running without an internal token");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let mut output = std::io::read_to_string(stdout).unwrap();
     output.push_str(&std::io::read_to_string(stderr).unwrap());
     assert!(!status.success(), "exit status {status}: {output}");
@@ -79,12 +79,10 @@ async fn with_the_insecure_flag_the_worker_starts_and_warns() {
         }
         seen
     });
-    let lines = tokio::time::timeout(Duration::from_secs(120), lines)
-        .await
-        .expect("the worker did not become ready")
-        .unwrap();
+    let lines = tokio::time::timeout(Duration::from_secs(120), lines).await;
     child.kill().unwrap();
     child.wait().unwrap();
+    let lines = lines.expect("the worker did not become ready").unwrap();
     let output = lines.join("\n");
     assert!(
         lines.last().is_some_and(|l| l.contains("worker ready")),
