@@ -2,8 +2,8 @@
 //! footers are dropped), headings as `#` lines so they stay structure, list items and table
 //! rows on their own lines.
 //!
-//! Bounded for hostile input: no recursion (any nesting depth is fine), and a time limit
-//! checked while parsing and walking. The input size is capped by the caller.
+//! Bounded for hostile input: nothing recurses, nesting is capped at [`MAX_DEPTH`], and a time
+//! limit is checked while parsing and walking. The input size is capped by the caller.
 
 use std::time::{Duration, Instant};
 
@@ -57,11 +57,12 @@ pub enum HtmlError {
     TooDeep,
 }
 
-/// Renders `html` as Markdown-ish text, giving up once `time_limit` has passed.
+/// Renders `html` as Markdown-ish text, giving up once `time_limit` has passed or the nesting
+/// passes [`MAX_DEPTH`].
 ///
 /// Nothing here recurses: the parser keeps its open elements in a vector, and the walk below
-/// keeps its own stack, so `<div>` nested a hundred thousand times costs heap, not the
-/// blocking thread's 2 MiB stack (which would abort the whole worker).
+/// keeps its own stack, so depth costs heap, never the blocking thread's 2 MiB stack (a
+/// recursive walk overflowed it on `<div>` × 100 000 and aborted the whole worker).
 pub fn to_markdown(html: &str, time_limit: Duration) -> Result<String, HtmlError> {
     let started = Instant::now();
     let over = || started.elapsed() > time_limit;
