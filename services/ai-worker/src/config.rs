@@ -163,6 +163,23 @@ mod tests {
             crate::ingest::parse::ParseSettings::default()
         );
     }
+    #[test]
+    fn serving_without_a_token_takes_an_explicit_flag() {
+        let parse = |extra: &[&str]| {
+            let base = [
+                "w",
+                "--database-url",
+                "postgres://x",
+                "--embed-model-dir",
+                "/m",
+            ];
+            Config::try_parse_from(base.iter().chain(extra)).unwrap()
+        };
+        assert!(!parse(&[]).insecure_no_internal_token);
+        assert!(parse(&["--insecure-no-internal-token"]).insecure_no_internal_token);
+        assert!(!parse(&["--insecure-no-internal-token=false"]).insecure_no_internal_token);
+    }
+
     use std::time::Duration;
 
     #[test]
