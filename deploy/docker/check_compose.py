@@ -4,7 +4,8 @@
 No Docker engine is needed: this reads the files and the repository and asserts the invariants
 the container set-up relies on:
 
-- the ai-worker publishes no ports (it is internal-only); the gateway publishes 8080;
+- the ai-worker publishes no ports (it is internal-only) and is given its internal token,
+  never the insecure opt-out; the gateway publishes 8080;
 - every THINKBANK_* variable named in the compose file or a Dockerfile is read by the Rust
   sources (as the string literal "THINKBANK_..." in services/*/src or src/);
 - each Dockerfile the compose file builds exists, builds from the repository root, and COPYs
@@ -162,6 +163,19 @@ def check_compose_text(text: str, report: Report) -> dict[str, str]:
                 f"{COMPOSE_FILE}: `{name}` publishes ports; it must stay internal "
                 "(use `expose:` for documentation)",
             )
+
+    if "ai-worker" in blocks:
+        # The worker fails closed without a token; compose must give it one and never opt out.
+        worker = "\n".join(blocks["ai-worker"])
+        report.check(
+            re.search(r"^\s+THINKBANK_INTERNAL_TOKEN:\s*\S", worker, re.M) is not None,
+            f"{COMPOSE_FILE}: `ai-worker` sets no THINKBANK_INTERNAL_TOKEN "
+            "(it refuses to start without one)",
+        )
+        report.check(
+            "THINKBANK_INSECURE_NO_INTERNAL_TOKEN" not in worker,
+            f"{COMPOSE_FILE}: `ai-worker` must not serve without its internal token",
+        )
 
     if "gateway" in blocks:
         ports = key_items(blocks["gateway"], "ports") or []

@@ -213,9 +213,10 @@ def setup(with_test: bool, quiet: bool = False) -> Tools:
 
 
 # Programs the worker runs to read PDFs and images (Debian package names). The worker finds
-# them on PATH; THINKBANK_PDFTOTEXT / _PDFTOPPM / _TESSERACT override.
+# them on PATH; THINKBANK_PDFTOTEXT / _PDFINFO / _PDFTOPPM / _TESSERACT override.
 SYSTEM_PACKAGES = {
     "pdftotext": "poppler-utils",
+    "pdfinfo": "poppler-utils",
     "pdftoppm": "poppler-utils",
     "tesseract": "tesseract-ocr",
 }

@@ -35,10 +35,23 @@ pub struct Config {
     )]
     pub max_concurrent_calls: usize,
 
-    /// Shared secret the gateway presents (`authorization: Bearer …`); when set, calls without
-    /// it are refused. Leave unset only on a trusted private network or a developer machine.
+    /// Shared secret the gateway presents (`authorization: Bearer …`); calls without it are
+    /// refused. Required: the worker does not start without it unless
+    /// `--insecure-no-internal-token` is given.
     #[arg(long, env = "THINKBANK_INTERNAL_TOKEN", hide_env_values = true)]
     pub internal_token: Option<String>,
+
+    /// Serve without an internal token: anyone who reaches the gRPC port may then act for any
+    /// tenant. Only for tests and a developer machine listening on loopback; logged loudly.
+    #[arg(
+        long,
+        env = "THINKBANK_INSECURE_NO_INTERNAL_TOKEN",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub insecure_no_internal_token: bool,
 
     /// PostgreSQL (with pgvector) connection URL.
     #[arg(long, env = "THINKBANK_DATABASE_URL")]
@@ -160,6 +173,23 @@ mod tests {
         assert_eq!(config.rerank, crate::search::rerank::RerankArgs::default());
         assert_eq!(config.answers, crate::chat::AnswerConfig::default());
     }
+    #[test]
+    fn serving_without_a_token_takes_an_explicit_flag() {
+        let parse = |extra: &[&str]| {
+            let base = [
+                "w",
+                "--database-url",
+                "postgres://x",
+                "--embed-model-dir",
+                "/m",
+            ];
+            Config::try_parse_from(base.iter().chain(extra)).unwrap()
+        };
+        assert!(!parse(&[]).insecure_no_internal_token);
+        assert!(parse(&["--insecure-no-internal-token"]).insecure_no_internal_token);
+        assert!(!parse(&["--insecure-no-internal-token=false"]).insecure_no_internal_token);
+    }
+
     use std::time::Duration;
 
     #[test]

@@ -93,6 +93,11 @@ pub async fn run_with_admin(
     admin_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Before anything listens: an unauthenticated worker must not serve even for a moment.
+    let callers = grpc::Callers::from_config(
+        config.internal_token.clone(),
+        config.insecure_no_internal_token,
+    )?;
     let admin_pool = telemetry::admin::PoolCell::default();
     let admin_addr = admin_listener
         .local_addr()
@@ -121,12 +126,9 @@ pub async fn run_with_admin(
     let cell: Arc<OnceLock<Arc<State>>> = Arc::new(OnceLock::new());
     // Room for the largest asset plus the message envelope.
     let max_message = config.max_asset_bytes + 1024 * 1024;
-    let ai_worker = AiWorkerServer::new(AiWorkerService::new(
-        cell.clone(),
-        grpc::Callers::new(config.internal_token.clone()),
-    ))
-    .max_decoding_message_size(max_message)
-    .max_encoding_message_size(max_message);
+    let ai_worker = AiWorkerServer::new(AiWorkerService::new(cell.clone(), callers))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
 
     let local_addr = listener
         .local_addr()
@@ -182,6 +184,7 @@ pub async fn run_with_admin(
                 .chunk_tokens
                 .min(state.embedder.info().max_tokens - 2),
             overlap_tokens: config.chunk_overlap_tokens,
+            max_chunks: config.parsing.max_chunks,
         },
         parsing: config.parsing.clone(),
         vision: llm::Llm::vision_from_config(&config.llm)

@@ -34,6 +34,8 @@ fn start_worker(db: &TestDatabase, objects: &std::path::Path, port: u16) -> Chil
         .env("THINKBANK_INGEST_MAX_ATTEMPTS", "50")
         .env("THINKBANK_INGEST_CONCURRENCY", "2")
         .env("RUST_LOG", "warn")
+        // The test's client talks to the worker directly on loopback, without the token.
+        .env("THINKBANK_INSECURE_NO_INTERNAL_TOKEN", "true")
         .spawn()
         .unwrap()
 }

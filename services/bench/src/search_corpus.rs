@@ -74,7 +74,9 @@ pub fn collect(docs: &Path, target: usize) -> anyhow::Result<Corpus> {
             let page = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             pages += 1;
-            let text = html::to_markdown(&page);
+            // The worker's default parse limit: these are the Rust docs, far inside it.
+            let text = html::to_markdown(&page, std::time::Duration::from_secs(60))
+                .with_context(|| format!("cannot read {}", file.display()))?;
             let mut paragraph = String::new();
             for line in text.lines().map(str::trim).chain([""]) {
                 if !line.is_empty() && !line.starts_with('#') {

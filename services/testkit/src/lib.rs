@@ -184,6 +184,8 @@ pub fn worker_config(
         admin_listen: "127.0.0.1:0".parse().expect("valid address"),
         max_concurrent_calls: 256,
         internal_token: None,
+        // Tests talk to the worker directly on loopback; those that check the token set one.
+        insecure_no_internal_token: true,
         database_url: db.url.clone(),
         database_max_connections: 8,
         embed_model_dir: model_dir(),

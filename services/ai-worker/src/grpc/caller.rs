@@ -1,11 +1,11 @@
 //! Who may call the worker, and for which tenant.
 //!
-//! The worker is internal: with an internal token configured (`THINKBANK_INTERNAL_TOKEN`),
-//! only callers presenting it (`authorization: Bearer <token>`) are served — in practice the
-//! gateway, which alone decides the tenant (`x-thinkbank-tenant`) and the collections a caller
-//! may see (`x-thinkbank-collections`, comma-separated). Without a token (a trusted private
-//! network or a developer machine) those headers are taken as given and a call without them
-//! acts for the default tenant.
+//! The worker is internal: only callers presenting its internal token
+//! (`authorization: Bearer <THINKBANK_INTERNAL_TOKEN>`) are served — in practice the gateway,
+//! which alone decides the tenant (`x-thinkbank-tenant`) and the collections a caller may see
+//! (`x-thinkbank-collections`, comma-separated). The worker fails closed: it does not start
+//! without a token unless the operator opts out explicitly (tests, a developer machine), and
+//! then those headers are taken as given and a call without them acts for the default tenant.
 
 use std::sync::Arc;
 
@@ -23,7 +23,38 @@ pub struct Callers {
     internal_token: Option<Arc<str>>,
 }
 
+/// Why the worker refuses to start: serving without a token would let anyone who reaches the
+/// port act for any tenant.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to start without an internal token: set THINKBANK_INTERNAL_TOKEN (the gateway \
+     sends the same value), or, only for tests and a developer machine, pass \
+     --insecure-no-internal-token (THINKBANK_INSECURE_NO_INTERNAL_TOKEN=true) to let anyone who \
+     reaches the gRPC port act for any tenant"
+)]
+pub struct MissingInternalToken;
+
 impl Callers {
+    /// The callers the worker serves: those presenting `internal_token`. Without a token it
+    /// fails closed unless `insecure` says otherwise, which is logged as a warning.
+    pub fn from_config(
+        internal_token: Option<String>,
+        insecure: bool,
+    ) -> Result<Self, MissingInternalToken> {
+        let callers = Self::new(internal_token);
+        match (&callers.internal_token, insecure) {
+            (Some(_), _) => Ok(callers),
+            (None, true) => {
+                tracing::warn!(
+                    "INSECURE: no internal token (--insecure-no-internal-token); every caller \
+                     that reaches the gRPC port is trusted and may act for any tenant"
+                );
+                Ok(callers)
+            }
+            (None, false) => Err(MissingInternalToken),
+        }
+    }
+
     pub fn new(internal_token: Option<String>) -> Self {
         Self {
             internal_token: internal_token.filter(|t| !t.is_empty()).map(Arc::from),
@@ -104,6 +135,21 @@ mod tests {
             .tenant(&metadata(&[("authorization", "Bearer s3cret")]))
             .unwrap();
         assert_eq!(tenant.id, DEFAULT_TENANT_ID);
+    }
+
+    #[test]
+    fn without_a_token_the_worker_fails_closed_unless_told_otherwise() {
+        let refused = Callers::from_config(None, false).unwrap_err().to_string();
+        assert!(refused.contains("THINKBANK_INTERNAL_TOKEN"), "{refused}");
+        assert!(
+            refused.contains("--insecure-no-internal-token"),
+            "{refused}"
+        );
+        // An empty token is no token.
+        assert!(Callers::from_config(Some(String::new()), false).is_err());
+        assert!(Callers::from_config(None, true).is_ok());
+        let callers = Callers::from_config(Some("s3cret".into()), false).unwrap();
+        assert!(callers.tenant(&metadata(&[])).is_err());
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct ChunkSettings {
     /// Maximum tokens per chunk (without special tokens).
     pub max_tokens: usize,
     pub overlap_tokens: usize,
+    /// Most chunks one document may yield; past it splitting stops with an error, before the
+    /// chunks (and the vectors they would need) are all held in memory.
+    pub max_chunks: usize,
 }
 
 /// Splits a parsed document into chunks of at most `settings.max_tokens` tokens. Segments
@@ -85,6 +88,13 @@ pub fn split(
         for (byte_start, piece) in pieces {
             if piece.trim().is_empty() {
                 continue;
+            }
+            if chunks.len() >= settings.max_chunks {
+                return Err(format!(
+                    "the document splits into more than {} chunks \
+                     (limit THINKBANK_MAX_CHUNKS_PER_ASSET)",
+                    settings.max_chunks
+                ));
             }
             last_chars = if byte_start >= last_byte {
                 last_chars + text[last_byte..byte_start].chars().count()

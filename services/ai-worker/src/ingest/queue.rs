@@ -24,29 +24,65 @@ pub struct ClaimedJob {
     pub waited: Duration,
 }
 
-/// Claims the oldest due job, leasing it to `worker_id` for `lease`; with it, who queued it.
+/// Exhausted jobs ended per claim, so a backlog of them cannot make one claim slow.
+const EXHAUSTED_PER_CLAIM: i64 = 100;
+
+/// Claims the oldest due job that has attempts left, leasing it to `worker_id` for `lease`;
+/// with it, who queued it.
+///
+/// An attempt is counted when the job is claimed, not when it ends, so an attempt that killed
+/// the process (a parser crash, the OOM killer) counts too. A due job that has used
+/// `max_attempts` is never handed out again: it ends FAILED with a reason, so a document that
+/// crashes the worker cannot crash it forever.
 pub async fn claim(
     pool: &PgPool,
     worker_id: &str,
     lease: Duration,
+    max_attempts: i32,
 ) -> Result<Option<(ClaimedJob, QueuedBy)>> {
     let mut tx = pool.begin().await?;
+    let exhausted: Vec<(Uuid, i32)> = sqlx::query_as(
+        "WITH exhausted AS ( \
+             DELETE FROM worker.ingest_jobs WHERE asset_id IN ( \
+                 SELECT asset_id FROM worker.ingest_jobs \
+                 WHERE attempts >= $1 AND run_after <= now() \
+                     AND (leased_until IS NULL OR leased_until < now()) \
+                 ORDER BY run_after LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING asset_id, attempts) \
+         UPDATE worker.assets a SET status = 'failed', stage = 'failed', updated_at = now(), \
+             error = format('gave up after %s attempts: the last one never finished (the \
+                 worker crashed, was killed or lost its lease while processing this document)', \
+                 e.attempts) \
+         FROM exhausted e WHERE a.id = e.asset_id \
+         RETURNING a.id, e.attempts",
+    )
+    .bind(max_attempts)
+    .bind(EXHAUSTED_PER_CLAIM)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (asset_id, attempts) in exhausted {
+        crate::telemetry::METRICS.ingest_job("failed");
+        tracing::warn!(%asset_id, attempts, "asset failed: its attempts ran out without an outcome");
+    }
     let row: Option<JobRow> = sqlx::query_as(
         "UPDATE worker.ingest_jobs SET leased_by = $1, \
              leased_until = now() + make_interval(secs => $2), attempts = attempts + 1 \
          WHERE asset_id = ( \
              SELECT asset_id FROM worker.ingest_jobs \
              WHERE run_after <= now() AND (leased_until IS NULL OR leased_until < now()) \
+                 AND attempts < $3 \
              ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
          RETURNING asset_id, tenant_id, attempts, \
              extract(epoch FROM now() - run_after)::float8, traceparent, request_id",
     )
     .bind(worker_id)
     .bind(lease.as_secs_f64())
+    .bind(max_attempts)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((asset_id, tenant_id, attempt, waited, traceparent, request_id)) = row else {
-        tx.rollback().await?;
+        // Commit, not roll back: the exhausted jobs ended above stay ended.
+        tx.commit().await?;
         return Ok(None);
     };
     sqlx::query(

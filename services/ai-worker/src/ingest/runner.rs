@@ -118,7 +118,7 @@ impl Runner {
         while !shutdown.is_cancelled() {
             let claimed = tokio::select! {
                 () = shutdown.cancelled() => break,
-                claimed = queue::claim(&self.pool, &self.worker_id, self.lease) => claimed,
+                claimed = queue::claim(&self.pool, &self.worker_id, self.lease, self.max_attempts) => claimed,
             };
             match claimed {
                 Ok(Some((job, queued_by))) => {
@@ -249,6 +249,10 @@ impl Runner {
                 // Retrying cannot install a missing program; say what is missing.
                 ParseError::Tool(missing @ ToolError::Missing { .. }) => {
                     JobError::Permanent(missing.to_string())
+                }
+                // The same document produces the same output: retrying cannot fit it.
+                ParseError::Tool(large @ ToolError::OutputTooLarge { .. }) => {
+                    JobError::Permanent(format!("the document is too large to read: {large}"))
                 }
                 ParseError::Tool(other) => JobError::Transient(other.to_string()),
             })?;

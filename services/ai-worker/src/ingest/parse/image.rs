@@ -21,6 +21,16 @@ pub async fn parse(
     let size = imagesize::blob_size(bytes).map_err(|e| {
         ParseError::Invalid(format!("the {} image is corrupt: {e}", format.media_type()))
     })?;
+    let pixels = u64::try_from(size.width)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(u64::try_from(size.height).unwrap_or(u64::MAX));
+    if pixels > settings.max_image_pixels {
+        // Decoding it for OCR would take width × height bytes or more: refuse before that.
+        return Err(ParseError::Invalid(format!(
+            "the image is {} × {} pixels, over the limit of {} pixels (THINKBANK_MAX_IMAGE_PIXELS)",
+            size.width, size.height, settings.max_image_pixels
+        )));
+    }
     let dir = tempfile::tempdir()
         .map_err(|e| ParseError::Invalid(format!("cannot create a temp dir: {e}")))?;
     let extension = match format {
@@ -93,7 +103,7 @@ pub async fn ocr_file(path: &Path, settings: &ParseSettings) -> Result<String, P
             OsStr::new("-l"),
             OsStr::new(&settings.ocr_languages),
         ],
-        settings.tool_timeout,
+        settings.tool_limits(),
     )
     .await?;
     if !output.success {
