@@ -460,6 +460,29 @@ async fn the_wendeline_note_answers_its_questions_and_nothing_else() {
         "{answer:?}"
     );
 
+    // Every retrieval mode can be asked for; the keyword leg alone finds the note too.
+    for mode in ["keyword", "vector", "hybrid"] {
+        let body =
+            json!({"question": "What does Wendeline prefer to eat?", "retrieval_mode": mode});
+        let answer = ask(&http, &stacks.extractive, body).await;
+        assert!(answer.text.contains("willow leaves"), "{mode}: {answer:?}");
+    }
+    let refused = http
+        .post(stacks.extractive.url("/api/v1/chat"))
+        .json(&json!({"question": "Wendeline?", "retrieval_mode": "psychic"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let error: Value = refused.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retrieval_mode"),
+        "{error}"
+    );
+
     let answer = ask(
         &http,
         &stacks.extractive,

@@ -64,6 +64,9 @@ pub fn wanted(configured: Option<&Reranker>, requested: Option<bool>) -> Result<
 
 impl Reranker {
     pub fn new(config: RerankConfig) -> Result<Self> {
+        // reqwest is built without a bundled crypto provider (see llm/openai.rs); an error
+        // only means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest013::Client::builder()
             .timeout(config.timeout)
             .build()
