@@ -121,6 +121,10 @@ pub struct Config {
     #[command(flatten)]
     pub llm: crate::llm::LlmConfig,
 
+    /// Keyword ranking (`THINKBANK_BM25_*`).
+    #[command(flatten)]
+    pub bm25: crate::search::Bm25,
+
     /// The optional reranking stage (`THINKBANK_RERANK_*`).
     #[command(flatten)]
     pub rerank: crate::search::rerank::RerankArgs,
@@ -172,6 +176,7 @@ mod tests {
         );
         assert_eq!(config.rerank, crate::search::rerank::RerankArgs::default());
         assert_eq!(config.answers, crate::chat::AnswerConfig::default());
+        assert_eq!(config.bm25, crate::search::Bm25::default());
     }
     #[test]
     fn serving_without_a_token_takes_an_explicit_flag() {

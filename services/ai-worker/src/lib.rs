@@ -67,8 +67,8 @@ pub struct State {
     pub job_traces: telemetry::job_trace::JobTraces,
     /// The shadow retrieval profile compared with live searches, when configured.
     pub shadow: Option<search::shadow::Shadow>,
-    /// The reranking stage, when configured.
-    pub reranker: Option<search::Reranker>,
+    /// BM25's parameters and the reranking stage, when configured.
+    pub ranking: search::Ranking,
     /// How chat retrieves and when it abstains.
     pub answers: chat::AnswerConfig,
 }
@@ -261,9 +261,12 @@ async fn initialise(config: &Config) -> anyhow::Result<State> {
     }
     let shadow = match config.search_shadow.clone() {
         Some(profile) => {
-            let shadow = search::shadow::Shadow::new(profile, pool.clone(), models.clone())
-                .map_err(anyhow::Error::msg)
-                .context("cannot set up the shadow retrieval profile (THINKBANK_SEARCH_SHADOW)")?;
+            let shadow =
+                search::shadow::Shadow::new(profile, pool.clone(), models.clone(), config.bm25)
+                    .map_err(anyhow::Error::msg)
+                    .context(
+                        "cannot set up the shadow retrieval profile (THINKBANK_SEARCH_SHADOW)",
+                    )?;
             tracing::info!(profile = ?shadow.profile(), "shadow retrieval profile active");
             Some(shadow)
         }
@@ -280,7 +283,10 @@ async fn initialise(config: &Config) -> anyhow::Result<State> {
     Ok(State {
         llm,
         shadow,
-        reranker,
+        ranking: search::Ranking {
+            bm25: config.bm25,
+            reranker,
+        },
         answers: config.answers.clone(),
         job_traces: telemetry::job_trace::JobTraces::default(),
         assets: Assets::new(pool.clone()),

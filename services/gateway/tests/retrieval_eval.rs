@@ -163,6 +163,8 @@ async fn retrieval_eval_per_corpus_against_a_bm25_reference() {
 
     let mut report = serde_json::Map::new();
     let mut results: BTreeMap<(&str, &str), Scores> = BTreeMap::new();
+    // (corpus, documents, asset ids, search scope) for the BM25 sweep.
+    let mut ingested: Vec<(&str, Vec<Document>, Vec<String>, Value)> = Vec::new();
     for (name, extension, docs, max_chars) in corpora {
         let mut docs = eval::sample(docs, n);
         for doc in &mut docs {
@@ -195,21 +197,26 @@ async fn retrieval_eval_per_corpus_against_a_bm25_reference() {
         table.insert("chunks".into(), json!(chunks));
         results.insert((name, "bm25_reference"), reference);
         report.insert(name.to_owned(), Value::Object(table));
+        ingested.push((name, docs.clone(), ids.clone(), scope.clone()));
 
-        if std::env::var("THINKBANK_EVAL_SWEEP").is_ok_and(|v| v == "1") {
-            for rrf_k in [10, 30, 60, 100] {
-                for keyword_weight in [0.5, 1.0, 1.5, 2.0] {
-                    let mut extra = scope.clone();
-                    extra["mode"] = json!("hybrid");
-                    extra["fusion"] = json!({"rrf_k": rrf_k, "keyword_weight": keyword_weight});
-                    let s = evaluate(&http, &search_url, &docs, &ids, extra).await;
-                    eprintln!(
-                        "eval: {name} sweep rrf_k {rrf_k:>3} keyword_weight {keyword_weight:.1}: mrr@10 {:.4} ndcg@10 {:.4}",
-                        s.mrr, s.ndcg
-                    );
-                }
+        if sweep() {
+            // Around the defaults (rrf_k 60, equal weights); the full 4×4 grid of earlier runs
+            // was flat (README).
+            for (rrf_k, keyword_weight) in [(10, 1.0), (30, 1.0), (100, 1.0), (60, 0.5), (60, 1.5)]
+            {
+                let mut extra = scope.clone();
+                extra["mode"] = json!("hybrid");
+                extra["fusion"] = json!({"rrf_k": rrf_k, "keyword_weight": keyword_weight});
+                let s = evaluate(&http, &search_url, &docs, &ids, extra).await;
+                eprintln!(
+                    "eval: {name} sweep rrf_k {rrf_k:>3} keyword_weight {keyword_weight:.1}: mrr@10 {:.4} ndcg@10 {:.4}",
+                    s.mrr, s.ndcg
+                );
             }
         }
+    }
+    if sweep() {
+        bm25_sweep(&db, &ingested).await;
     }
     eval::report("corpora", Value::Object(report));
 
@@ -220,6 +227,66 @@ async fn retrieval_eval_per_corpus_against_a_bm25_reference() {
             "{corpus}: hybrid MRR@10 {:.4} fell below the best single mode",
             mrr("hybrid")
         );
+    }
+}
+
+fn sweep() -> bool {
+    std::env::var("THINKBANK_EVAL_SWEEP").is_ok_and(|v| v == "1")
+}
+
+/// Keyword MRR@10 per corpus for BM25 parameters around the defaults, each served
+/// by a worker of its own on the same database (nothing is ingested again): how the
+/// defaults were chosen.
+async fn bm25_sweep(db: &TestDatabase, ingested: &[(&str, Vec<Document>, Vec<String>, Value)]) {
+    use thinkbank_testkit::Bm25;
+    let base = Bm25::default();
+    let variants = [
+        Bm25 { k1: 0.9, ..base },
+        Bm25 { k1: 1.6, ..base },
+        Bm25 { k1: 2.0, ..base },
+        Bm25 { b: 0.5, ..base },
+        Bm25 { b: 0.9, ..base },
+        Bm25 {
+            title_weight: 1.0,
+            ..base
+        },
+        Bm25 {
+            title_weight: 3.0,
+            ..base
+        },
+        Bm25 {
+            document_weight: 0.1,
+            ..base
+        },
+        Bm25 {
+            document_weight: 0.25,
+            ..base
+        },
+        Bm25 {
+            document_weight: 0.5,
+            ..base
+        },
+    ];
+    for bm25 in variants {
+        let mut config =
+            thinkbank_testkit::worker_config(db, &thinkbank_testkit::fresh_objects_dir());
+        config.bm25 = bm25;
+        let worker = thinkbank_testkit::spawn_worker_with(config).await;
+        let gateway = eval::spawn_gateway(&worker.url(), &db.url).await;
+        let http = gateway.client();
+        let url = gateway.url("/api/v1/search");
+        let mut line = format!(
+            "eval: bm25 sweep k1 {:.1} b {:.2} title {:.1} document {:.2}:",
+            bm25.k1, bm25.b, bm25.title_weight, bm25.document_weight
+        );
+        for (name, docs, ids, scope) in ingested {
+            let mut extra = scope.clone();
+            extra["mode"] = json!("keyword");
+            let s = evaluate(&http, &url, docs, ids, extra).await;
+            line.push_str(&format!(" {name} keyword {:.4}", s.mrr));
+        }
+        eprintln!("{line}");
+        worker.stop().await;
     }
 }
 

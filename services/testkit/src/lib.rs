@@ -21,6 +21,7 @@ pub use gateway::{
     spawn_gateway_with,
 };
 pub use thinkbank_ai_worker::llm::LlmConfig;
+pub use thinkbank_ai_worker::search::Bm25;
 pub use thinkbank_ai_worker::search::shadow::{
     ShadowProfile, parse_profile as parse_shadow_profile,
 };
@@ -201,6 +202,7 @@ pub fn worker_config(
         parsing: thinkbank_ai_worker::ingest::parse::ParseSettings::default(),
         llm: thinkbank_ai_worker::llm::LlmConfig::default(),
         rerank: thinkbank_ai_worker::search::rerank::RerankArgs::default(),
+        bm25: thinkbank_ai_worker::search::Bm25::default(),
         answers: thinkbank_ai_worker::chat::AnswerConfig::default(),
         search_shadow: None,
     }

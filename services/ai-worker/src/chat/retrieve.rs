@@ -15,7 +15,7 @@ use crate::{
 pub struct Settings<'a> {
     pub mode: Mode,
     pub config: &'a AnswerConfig,
-    pub reranker: Option<&'a search::Reranker>,
+    pub ranking: &'a search::Ranking,
 }
 
 /// What retrieval found for a question.
@@ -57,7 +57,8 @@ pub async fn retrieve(
         rerank: None,
     };
     let options = RankOptions {
-        reranker: settings.reranker,
+        reranker: settings.ranking.reranker.as_ref(),
+        bm25: settings.ranking.bm25,
         ..RankOptions::default()
     };
     let outcome = match search::rank(pool, models, tenant, &search, options).await {

@@ -160,7 +160,7 @@ async fn answer(
     let retrieval = chat::retrieve::Settings {
         mode,
         config: &state.answers,
-        reranker: state.reranker.as_ref(),
+        ranking: &state.ranking,
     };
     match &state.llm {
         Some(llm) => {

@@ -171,14 +171,8 @@ impl AiWorker for AiWorkerService {
         require_text("query", &message.query)?;
         let query = search_convert::query(message)?;
         let mode = query.mode;
-        let outcome = search::search(
-            &state.pool,
-            &state.models,
-            state.reranker.as_ref(),
-            &tenant,
-            &query,
-        )
-        .await?;
+        let outcome =
+            search::search(&state.pool, &state.models, &state.ranking, &tenant, &query).await?;
         if let Some(shadow) = &state.shadow {
             shadow.observe(&tenant, &query, &outcome);
         }

@@ -73,23 +73,55 @@ pub async fn search(
     query: &str,
     filters: &FilterSet,
     depth: usize,
+    bm25: Bm25,
 ) -> Result<Option<Vec<Hit>>> {
     let mut tx = tenant.begin(pool).await?;
     let hits = match has_terms(&mut tx, tenant, query, &filters.collection_ids).await? {
         None => Some(Vec::new()),
         Some(false) => None,
-        Some(true) => Some(run(&mut tx, tenant, query, filters, depth).await?),
+        Some(true) => Some(run(&mut tx, tenant, query, filters, depth, bm25).await?),
     };
     crate::tenancy::finish_read(tx);
     Ok(hits)
 }
 
-/// BM25's term-frequency saturation.
-const K1: f64 = 1.2;
-/// BM25's length normalisation.
-const B: f64 = 0.75;
-/// How many body occurrences one title occurrence of a term is worth.
-const TITLE_WEIGHT: f64 = 2.0;
+/// BM25's parameters (`THINKBANK_BM25_*`); `Default` gives the documented defaults, chosen
+/// with `make eval` (README, "Search and ranking").
+#[derive(Debug, Clone, Copy, PartialEq, clap::Args)]
+pub struct Bm25 {
+    /// Term-frequency saturation: how much a repeated term still adds.
+    #[arg(long = "bm25-k1", env = "THINKBANK_BM25_K1", default_value_t = DEFAULT_K1)]
+    pub k1: f64,
+    /// Length normalisation, 0 (none) to 1 (full).
+    #[arg(long = "bm25-b", env = "THINKBANK_BM25_B", default_value_t = DEFAULT_B)]
+    pub b: f64,
+    /// How many body occurrences one title occurrence (file name, heading) of a term is worth.
+    #[arg(long = "bm25-title-weight", env = "THINKBANK_BM25_TITLE_WEIGHT",
+          default_value_t = DEFAULT_TITLE_WEIGHT)]
+    pub title_weight: f64,
+    /// Share of the scores of the asset's other matching chunks added to a chunk's own: a
+    /// document that matches throughout lends its best passage weight (0 scores chunks alone).
+    #[arg(long = "bm25-document-weight", env = "THINKBANK_BM25_DOCUMENT_WEIGHT",
+          default_value_t = DEFAULT_DOCUMENT_WEIGHT)]
+    pub document_weight: f64,
+}
+
+pub const DEFAULT_K1: f64 = 1.2;
+pub const DEFAULT_B: f64 = 0.75;
+pub const DEFAULT_TITLE_WEIGHT: f64 = 2.0;
+pub const DEFAULT_DOCUMENT_WEIGHT: f64 = 0.0;
+
+impl Default for Bm25 {
+    fn default() -> Self {
+        Self {
+            k1: DEFAULT_K1,
+            b: DEFAULT_B,
+            title_weight: DEFAULT_TITLE_WEIGHT,
+            document_weight: DEFAULT_DOCUMENT_WEIGHT,
+        }
+    }
+}
+
 /// Candidate postings a natural query may open per collection: its words are taken rarest
 /// first while their document frequencies add up to at most this (the rarest word with any
 /// match is always taken). A word left out still scores in the chunks the others found; it
@@ -104,6 +136,7 @@ async fn run(
     query: &str,
     filters: &FilterSet,
     depth: usize,
+    bm25: Bm25,
 ) -> Result<Vec<Hit>> {
     let parsed = KeywordQuery::parse(query);
     let mut qb = QueryBuilder::<Postgres>::new(
@@ -178,10 +211,10 @@ async fn run(
                   WHERE t.collection_id = cand.collection_id) AS idf_total \
              FROM cand JOIN q ON q.collection_id = cand.collection_id \
              WHERE numnode(cand.tsq) > 0 \
-         ) \
+         ), scored AS ( \
          SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
-             c.text, bm.score, c.chunk_index, c.char_start, c.char_end, c.headings, c.page, \
-             bm.coverage AS keyword_coverage \
+             c.text, bm.score AS chunk_score, c.chunk_index, c.char_start, c.char_end, \
+             c.headings, c.page, bm.coverage AS keyword_coverage \
          FROM scope CROSS JOIN LATERAL ( \
              SELECT c.id, c.asset_id, c.collection_id, c.text, c.tsv, c.keyword_length, \
                  c.chunk_index, c.char_start, c.char_end, c.headings, c.page \
@@ -195,20 +228,20 @@ async fn run(
     // marks them B (no stored position has B) and `ts_filter` keeps the marked ones, once
     // over the whole vector and once over its title part (weight A).
     qb.push(" OFFSET 0) c CROSS JOIN LATERAL ( SELECT coalesce(sum(t.idf * f.tf * ")
-        .push_bind(K1 + 1.0)
+        .push_bind(bm25.k1 + 1.0)
         .push(" / (f.tf + ")
-        .push_bind(K1)
+        .push_bind(bm25.k1)
         .push(" * (1 - ")
-        .push_bind(B)
+        .push_bind(bm25.b)
         .push(" + ")
-        .push_bind(B)
+        .push_bind(bm25.b)
         .push(
             " * c.keyword_length / scope.avgdl))), 0)::float8 AS score, \
                  (coalesce(sum(t.idf), 0) / nullif(scope.idf_total, 0))::float8 AS coverage \
              FROM ( \
                  SELECT m.lexeme, array_length(m.positions, 1) + ",
         )
-        .push_bind(TITLE_WEIGHT - 1.0)
+        .push_bind(bm25.title_weight - 1.0)
         .push(
             " * coalesce(array_length(h.positions, 1), 0) AS tf \
                  FROM unnest(ts_filter(setweight(c.tsv, 'B', scope.lexemes), '{b}')) m \
@@ -222,7 +255,21 @@ async fn run(
          WHERE true",
         );
     filters.push(&mut qb, "c");
-    qb.push(" ORDER BY bm.score DESC, c.id LIMIT ")
+    // The document blend: a chunk also gets `document_weight` × the scores of its asset's
+    // other matching chunks (each candidate is a whole collection's match, so the window
+    // sees every matching chunk of the asset).
+    qb.push(
+        ") SELECT chunk_id, asset_id, collection_id, filename, media_type, text, \
+             chunk_index, char_start, char_end, headings, page, keyword_coverage, ",
+    );
+    if bm25.document_weight > 0.0 {
+        qb.push("chunk_score + ")
+            .push_bind(bm25.document_weight)
+            .push(" * (sum(chunk_score) OVER (PARTITION BY asset_id) - chunk_score)");
+    } else {
+        qb.push("chunk_score");
+    }
+    qb.push(" AS score FROM scored ORDER BY score DESC, chunk_id LIMIT ")
         .push_bind(i64::try_from(depth).unwrap_or(i64::MAX));
     Ok(qb.build_query_as::<Hit>().fetch_all(conn).await?)
 }

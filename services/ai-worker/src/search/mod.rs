@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 pub use filters::{FilterSet, MetadataCondition, MetadataOp};
 pub use fusion::Fusion;
+pub use keyword::Bm25;
 pub use rerank::Reranker;
 pub use vector_leg::{QueryVector, QueryVectors, VectorLeg, VectorLegOutcome, vector_by_model};
 
@@ -174,12 +175,19 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
+/// The server's ranking settings: BM25's parameters and the optional reranker.
+#[derive(Debug, Clone, Default)]
+pub struct Ranking {
+    pub bm25: Bm25,
+    pub reranker: Option<Reranker>,
+}
+
 /// Runs `query` for `tenant`: ranks (see [`rank`]), highlights the page, and records the
 /// stage timings in the search metrics.
 pub async fn search(
     pool: &PgPool,
     models: &Registry,
-    reranker: Option<&Reranker>,
+    ranking: &Ranking,
     tenant: &Tenant,
     query: &Query,
 ) -> Result<Outcome> {
@@ -188,7 +196,8 @@ pub async fn search(
     // the page plus one); otherwise the page is highlighted once it is known.
     let options = RankOptions {
         highlight: query.mode == Mode::Vector && query.offset == 0,
-        reranker: rerank::wanted(reranker, query.rerank)?,
+        reranker: rerank::wanted(ranking.reranker.as_ref(), query.rerank)?,
+        bm25: ranking.bm25,
         ..RankOptions::default()
     };
     let mut outcome = rank(pool, models, tenant, query, options).await?;
@@ -215,6 +224,7 @@ pub struct RankOptions<'a> {
     pub one_leg_at_a_time: bool,
     /// Rerank the best fused candidates with this reranker.
     pub reranker: Option<&'a Reranker>,
+    pub bm25: Bm25,
 }
 
 /// The ranking part of a search: embeds the query when the vector leg runs, runs the legs
@@ -273,7 +283,15 @@ pub async fn rank(
     };
     let keyword_leg = async {
         let t = Instant::now();
-        let hits = keyword::search(pool, tenant, &query.text, &query.filters, depth).await?;
+        let hits = keyword::search(
+            pool,
+            tenant,
+            &query.text,
+            &query.filters,
+            depth,
+            options.bm25,
+        )
+        .await?;
         Ok::<_, WorkerError>((hits, ms(t)))
     }
     .instrument(tracing::info_span!("search.keyword", depth));

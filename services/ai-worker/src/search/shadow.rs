@@ -145,6 +145,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     pool: PgPool,
     models: Registry,
+    /// The server's keyword ranking, so a profile differs only in what it overrides.
+    bm25: super::Bm25,
 }
 
 /// What one comparison found.
@@ -158,7 +160,12 @@ pub struct Comparison {
 
 impl Shadow {
     /// Checks the profile against the configured models; an unknown model is a start-up error.
-    pub fn new(profile: ShadowProfile, pool: PgPool, models: Registry) -> Result<Self, String> {
+    pub fn new(
+        profile: ShadowProfile,
+        pool: PgPool,
+        models: Registry,
+        bm25: super::Bm25,
+    ) -> Result<Self, String> {
         if let Some(model) = &profile.model {
             models.get(model).map_err(|_| {
                 format!(
@@ -179,6 +186,7 @@ impl Shadow {
                 credit: AtomicU64::new(0),
                 pool,
                 models,
+                bm25,
             }),
         })
     }
@@ -250,6 +258,7 @@ impl Shadow {
             one_leg_at_a_time: true,
             // A profile compares retrieval; the reranker would cost a paid call per shadow.
             reranker: None,
+            bm25: inner.bm25,
         };
         let ranked = tokio::time::timeout(
             SHADOW_TIMEOUT,
