@@ -1,6 +1,5 @@
 //! VectorSearch's document-level results (`group_by`) and the optional reranking stage, over
 //! the real worker, PostgreSQL and a `/rerank` server speaking the Cohere/Jina wire shape.
-#![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
 
 use thinkbank_proto::v1::{self as pb, ai_worker_client::AiWorkerClient};
 use thinkbank_testkit::{

@@ -13,7 +13,8 @@
 //! `make eval` runs every document (Rust Book sections whole, man pages cut to their first
 //! `manpages::MAX_CHARS` characters) and writes `corpora` into `bench/results/eval.json`
 //! (`THINKBANK_EVAL_OUT`); with `THINKBANK_EVAL_SWEEP=1` it prints hybrid MRR@10 over a grid of
-//! fusion settings (how the defaults were chosen).
+//! fusion settings and keyword MRR@10 over BM25 parameters (how the defaults were chosen).
+//! `THINKBANK_EVAL_RERANK_URL` evaluates with a real reranker behind that `/rerank` URL.
 #![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
 #![expect(clippy::expect_used, reason = "set-up failures say what is missing")]
 
@@ -31,7 +32,7 @@ use std::{
 use eval::{Document, Scores, bm25, book, manpages};
 use reqwest::multipart;
 use serde_json::{Value, json};
-use thinkbank_testkit::{TestDatabase, spawn_worker};
+use thinkbank_testkit::TestDatabase;
 
 const DEFAULT_DOCS: usize = 60;
 const DEFAULT_MAX_CHARS: usize = 1200;
@@ -156,7 +157,10 @@ async fn retrieval_eval_per_corpus_against_a_bm25_reference() {
     ];
 
     let db = TestDatabase::create().await;
-    let worker = spawn_worker(&db).await;
+    // `THINKBANK_EVAL_RERANK_URL`: evaluate with a real reranker (a `/rerank` endpoint).
+    let mut config = thinkbank_testkit::worker_config(&db, &thinkbank_testkit::fresh_objects_dir());
+    config.rerank.rerank_url = std::env::var("THINKBANK_EVAL_RERANK_URL").ok();
+    let worker = thinkbank_testkit::spawn_worker_with(config).await;
     let gateway = eval::spawn_gateway(&worker.url(), &db.url).await;
     let http = gateway.client();
     let search_url = gateway.url("/api/v1/search");
@@ -226,6 +230,13 @@ async fn retrieval_eval_per_corpus_against_a_bm25_reference() {
             mrr("hybrid") >= mrr("vector").max(mrr("keyword")),
             "{corpus}: hybrid MRR@10 {:.4} fell below the best single mode",
             mrr("hybrid")
+        );
+        // Keyword mode is deterministic (no embedding), so this holds exactly or not at all.
+        assert!(
+            mrr("keyword") >= mrr("bm25_reference"),
+            "{corpus}: keyword MRR@10 {:.4} fell below the textbook BM25 reference {:.4}",
+            mrr("keyword"),
+            mrr("bm25_reference")
         );
     }
 }
