@@ -10,7 +10,7 @@ use super::ApiJson;
 use crate::{
     error::{ApiError, ApiResult},
     openapi::responses::{
-        BadRequest, Internal, PayloadTooLarge, Timeout, Unavailable, UnsupportedMediaType,
+        BadRequest, Conflict, Internal, PayloadTooLarge, Timeout, Unavailable, UnsupportedMediaType,
     },
     state::AppState,
     views::{self, HitView},
@@ -73,7 +73,7 @@ pub struct SearchRequest {
     #[schema(pattern = "^(chunk|asset)?$")]
     pub group_by: Option<String>,
     /// Rerank with the configured reranker; unset follows the server default (on when one is
-    /// configured), `true` without one is 412.
+    /// configured), `true` without one is 409 (`failed_precondition`).
     #[serde(default)]
     pub rerank: Option<bool>,
 }
@@ -242,6 +242,7 @@ fn message(body: SearchRequest) -> Result<pb::VectorSearchRequest, ApiError> {
     responses(
         (status = 200, description = "the best hits, best first", body = SearchResponse),
         (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 500, response = Internal),
