@@ -47,11 +47,11 @@ fmt: ## format all Rust code
 lint: ## cargo fmt --check and clippy with warnings denied
 	@$(DEV) lint
 
-eval: ## retrieval quality (MRR@10, nDCG@10, recall@1/10) per mode on the Rust Book → bench/results/eval.json
+eval: ## retrieval quality per corpus and mode (Rust Book, man pages, vs a BM25 reference) and the answer suite → bench/results/eval.json
 	@eval "$$($(DEV) env --purpose test)" && \
 	  THINKBANK_EVAL_SECTIONS=all THINKBANK_EVAL_MAX_CHARS=all THINKBANK_EVAL_SWEEP=1 \
 	  THINKBANK_EVAL_OUT=$(CURDIR)/bench/results/eval.json \
-	  cargo test -p thinkbank-gateway --test retrieval_eval -- --nocapture
+	  cargo test -p thinkbank-gateway --test retrieval_eval --test answer_eval -- --nocapture --test-threads 1
 
 bench-chat: ## streaming chat figures with the fake LLM (release build); writes bench/results/chat.json
 	@eval "$$($(DEV) env --purpose test)" && cargo run --release -p thinkbank-testkit --bin bench-chat
