@@ -15,6 +15,8 @@ pub enum WorkerError {
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
     Unimplemented(String),
     #[error("{0}")]
     Unavailable(String),
@@ -39,6 +41,7 @@ impl WorkerError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::AlreadyExists(_) => ErrorCode::AlreadyExists,
             Self::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
+            Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Self::Unimplemented(_) => ErrorCode::Unimplemented,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Database(error) if is_connectivity_error(error) => ErrorCode::Unavailable,

@@ -324,3 +324,133 @@ async fn a_conversation_can_be_renamed_without_changing_its_order_or_messages() 
     );
     worker.stop().await;
 }
+
+/// A request carrying the principal (and optionally the collections) the gateway would name.
+fn as_principal<T>(message: T, principal: &str, collections: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let metadata = request.metadata_mut();
+    metadata.insert(
+        thinkbank_proto::metadata::PRINCIPAL,
+        principal.parse().unwrap(),
+    );
+    metadata.insert(thinkbank_proto::metadata::ROLE, "reader".parse().unwrap());
+    if let Some(ids) = collections {
+        metadata.insert("x-thinkbank-collections", ids.parse().unwrap());
+    }
+    request
+}
+
+#[tokio::test]
+async fn answers_from_collections_outside_the_callers_are_never_returned_or_used_as_history() {
+    const SECRET_ANSWER: &str = "Zanzibar-7351 says lava [1].";
+    let fake = FakeLlm::start(Script::words(SECRET_ANSWER)).await;
+    let db = TestDatabase::create().await;
+    let worker = spawn_worker_with_llm(&db, llm_config(&fake)).await;
+    let mut client = worker.client().await;
+    ingest(&mut client).await;
+    // A second collection with its own copy of the passage, so a caller limited to it still
+    // retrieves something and the model is asked.
+    let team = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO worker.collections (id, tenant_id, name, embedding_model) \
+         SELECT $1, tenant_id, 'team', embedding_model FROM worker.collections \
+         WHERE name = 'default' AND tenant_id = '00000000-0000-0000-0000-000000000001'",
+    )
+    .bind(team)
+    .execute(&mut db.connect().await)
+    .await
+    .unwrap();
+    client
+        .process_asset(pb::ProcessAssetRequest {
+            collection_id: team.to_string(),
+            filename: "team-volcanoes.md".into(),
+            content: format!("{VOLCANOES}\nThe team keeps this copy.\n")
+                .into_bytes()
+                .into(),
+            wait: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // Started with every collection: the answer drew on the default one.
+    let request = as_principal(
+        ask("What is magma called at the surface?", ""),
+        "key:k1",
+        None,
+    );
+    let mut stream = client.chat_stream(request).await.unwrap().into_inner();
+    let mut id = String::new();
+    while let Some(message) = stream.next().await {
+        if let Some(Event::Sources(s)) = message.unwrap().event {
+            id = s.conversation_id;
+        }
+    }
+    let full = get(&mut client, &id).await;
+    assert_eq!(full.conversation.as_ref().unwrap().owner, "key:k1");
+    assert!(
+        full.messages[1]
+            .sources
+            .iter()
+            .any(|s| s.hit.as_ref().unwrap().filename == "volcanoes.md")
+    );
+
+    // The same principal, now limited to the team collection, reads it back withheld.
+    let team_only = team.to_string();
+    let request = as_principal(
+        pb::GetConversationRequest { id: id.clone() },
+        "key:k1",
+        Some(&team_only),
+    );
+    let scoped = client.get_conversation(request).await.unwrap().into_inner();
+    let answer = &scoped.messages[1];
+    assert!(answer.withheld);
+    assert!(
+        answer.content.is_empty() && answer.sources.is_empty(),
+        "{answer:?}"
+    );
+    assert_eq!(
+        scoped.messages[0].content,
+        "What is magma called at the surface?"
+    );
+
+    // Continuing it, the withheld exchange is not history: the model never sees it.
+    let asked = fake.requests().len();
+    let request = as_principal(
+        ask("What is magma called?", &id),
+        "key:k1",
+        Some(&team_only),
+    );
+    let mut stream = client.chat_stream(request).await.unwrap().into_inner();
+    while let Some(message) = stream.next().await {
+        if let Some(Event::Sources(s)) = message.unwrap().event {
+            assert!(
+                s.sources
+                    .iter()
+                    .all(|s| s.hit.as_ref().unwrap().collection_id == team_only)
+            );
+        }
+    }
+    let requests = fake.requests();
+    assert!(requests.len() > asked, "the model was not asked");
+    for request in &requests[asked..] {
+        assert!(
+            !request.prompt().contains("Zanzibar"),
+            "{}",
+            request.prompt()
+        );
+    }
+
+    // Another principal: the conversation does not exist.
+    let request = as_principal(
+        pb::GetConversationRequest { id: id.clone() },
+        "key:k2",
+        None,
+    );
+    let status = client.get_conversation(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let request = as_principal(ask("What is magma called?", &id), "key:k2", None);
+    let status = client.chat_stream(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    worker.stop().await;
+}

@@ -1,6 +1,7 @@
 //! The gateway's client of the AiWorker. Every call carries the internal token and the tenant
-//! (and collections) of the request's principal; a call made outside an authenticated request
-//! is refused here rather than sent without a tenant.
+//! (and collections) of the request's principal, and who that principal is and its role (the
+//! worker keeps each conversation to the principal that started it); a call made outside an
+//! authenticated request is refused here rather than sent without a tenant.
 
 use thinkbank_proto::v1::ai_worker_client::AiWorkerClient;
 use tonic::{
@@ -56,6 +57,15 @@ impl Interceptor for WorkerAuth {
                 .map_err(|_| Status::internal("collection ids are not ASCII"))?;
             metadata.insert("x-thinkbank-collections", value);
         }
+        let owner = principal
+            .owner_id()
+            .parse()
+            .map_err(|_| Status::internal("principal id is not ASCII"))?;
+        metadata.insert(thinkbank_proto::metadata::PRINCIPAL, owner);
+        metadata.insert(
+            thinkbank_proto::metadata::ROLE,
+            tonic::metadata::MetadataValue::from_static(principal.role.as_str()),
+        );
         Ok(request)
     }
 }

@@ -6,6 +6,8 @@
 //! (`x-thinkbank-collections`, comma-separated). The worker fails closed: it does not start
 //! without a token unless the operator opts out explicitly (tests, a developer machine), and
 //! then those headers are taken as given and a call without them acts for the default tenant.
+//! The gateway also names the principal (`x-thinkbank-principal`) and its role
+//! (`x-thinkbank-role`), which decide whose conversations a call may touch.
 
 use std::sync::Arc;
 
@@ -13,10 +15,14 @@ use thinkbank_common::secret::constant_time_eq;
 use tonic::{Status, metadata::MetadataMap};
 use uuid::Uuid;
 
-use crate::tenancy::{DEFAULT_TENANT_ID, Tenant};
+use crate::{
+    chat::conversations::Access,
+    tenancy::{DEFAULT_TENANT_ID, Tenant},
+};
 
 pub const TENANT_HEADER: &str = "x-thinkbank-tenant";
 pub const COLLECTIONS_HEADER: &str = "x-thinkbank-collections";
+pub use thinkbank_proto::metadata::{PRINCIPAL as PRINCIPAL_HEADER, ROLE as ROLE_HEADER};
 
 #[derive(Debug, Clone, Default)]
 pub struct Callers {
@@ -100,6 +106,22 @@ impl Callers {
     }
 }
 
+/// Whose conversations the call may touch. Call after `Callers::tenant`, which authenticated
+/// it: the principal and role are taken from the gateway as given. Only an admin limited to no
+/// collections counts as an admin of the tenant, so a collection-scoped admin never reads
+/// other principals' conversations.
+pub fn access(metadata: &MetadataMap, tenant: &Tenant) -> Result<Access, Status> {
+    let principal = header(metadata, PRINCIPAL_HEADER)?
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned);
+    let role = header(metadata, ROLE_HEADER)?;
+    Ok(Access {
+        principal,
+        tenant_admin: role == Some("admin") && tenant.collections.is_none(),
+    })
+}
+
 fn header<'a>(metadata: &'a MetadataMap, name: &str) -> Result<Option<&'a str>, Status> {
     match metadata.get(name) {
         None => Ok(None),
@@ -150,6 +172,33 @@ mod tests {
         assert!(Callers::from_config(None, true).is_ok());
         let callers = Callers::from_config(Some("s3cret".into()), false).unwrap();
         assert!(callers.tenant(&metadata(&[])).is_err());
+    }
+
+    #[test]
+    fn only_an_unscoped_admin_is_an_admin_of_the_tenant() {
+        let callers = Callers::default();
+        let pairs = [(PRINCIPAL_HEADER, "user:u1"), (ROLE_HEADER, "admin")];
+        let unscoped = callers.tenant(&metadata(&pairs)).unwrap();
+        let access = super::access(&metadata(&pairs), &unscoped).unwrap();
+        assert_eq!(access.principal.as_deref(), Some("user:u1"));
+        assert!(access.tenant_admin);
+        let scoped = unscoped.clone().limited_to(vec![Uuid::from_u128(5)]);
+        assert!(
+            !super::access(&metadata(&pairs), &scoped)
+                .unwrap()
+                .tenant_admin
+        );
+        let reader = [(PRINCIPAL_HEADER, "key:k"), (ROLE_HEADER, "reader")];
+        assert!(
+            !super::access(&metadata(&reader), &unscoped)
+                .unwrap()
+                .tenant_admin
+        );
+        // Naming nobody is the trusted internal caller, acting for the tenant as a whole.
+        assert_eq!(
+            super::access(&metadata(&[]), &unscoped).unwrap().principal,
+            None
+        );
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub type ChatResponses = ReceiverStream<Result<pb::ChatStreamResponse, Status>>;
 /// A validated ChatStream request.
 pub struct Ask {
     pub tenant: Tenant,
+    /// Who asks: a new conversation belongs to it, and it may continue only its own.
+    pub access: conversations::Access,
     pub question: String,
     pub history: Vec<chat::Turn>,
     pub conversation_id: Option<Uuid>,
@@ -60,6 +62,7 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
     }
     let Ask {
         tenant,
+        access,
         question,
         mut history,
         conversation_id,
@@ -79,10 +82,10 @@ pub async fn chat_stream(state: Arc<State>, ask: Ask) -> Result<ChatResponses> {
                     "history must be empty when conversation_id is set (the stored messages are the history)".into(),
                 ));
             }
-            history = conversations::history(&state.pool, &tenant, id).await?;
+            history = conversations::history(&state.pool, &tenant, &access, id).await?;
             id
         }
-        None => conversations::create(&state.pool, &tenant, &question).await?,
+        None => conversations::create(&state.pool, &tenant, &access, &question).await?,
     };
 
     let (events_tx, mut events_rx) = mpsc::channel::<ChatEvent>(16);
@@ -237,11 +240,14 @@ fn exchange(question: String, record: &Record, failed: bool) -> conversations::E
 pub async fn list(
     state: &State,
     tenant: &Tenant,
+    access: &conversations::Access,
+    all_owners: bool,
     after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
     page_size: u32,
 ) -> Result<pb::ListConversationsResponse> {
+    let limit = i64::from(page_size) + 1;
     let mut rows =
-        conversations::list(&state.pool, tenant, after, i64::from(page_size) + 1).await?;
+        conversations::list(&state.pool, tenant, access, all_owners, after, limit).await?;
     let more = rows.len() > page_size as usize;
     rows.truncate(page_size as usize);
     let next_page_token = match rows.last() {
@@ -254,9 +260,15 @@ pub async fn list(
     })
 }
 
-pub async fn get(state: &State, tenant: &Tenant, id: Uuid) -> Result<pb::GetConversationResponse> {
-    let row = conversations::get(&state.pool, tenant, id).await?;
-    let messages = conversations::messages(&state.pool, tenant, id).await?;
+pub async fn get(
+    state: &State,
+    tenant: &Tenant,
+    access: &conversations::Access,
+    id: Uuid,
+) -> Result<pb::GetConversationResponse> {
+    let purpose = conversations::Purpose::Inspect;
+    let row = conversations::get(&state.pool, tenant, access, purpose, id).await?;
+    let messages = conversations::messages(&state.pool, tenant, access, purpose, id).await?;
     Ok(pb::GetConversationResponse {
         conversation: Some(convert::conversation(&row)),
         messages: messages

@@ -165,6 +165,7 @@ pub fn conversation(row: &conversations::ConversationRow) -> pb::Conversation {
         created_at: Some(timestamp(row.created_at)),
         updated_at: Some(timestamp(row.updated_at)),
         message_count: u32::try_from(row.message_count).unwrap_or(0),
+        owner: row.owner.clone().unwrap_or_default(),
     }
 }
 
@@ -206,6 +207,7 @@ pub fn conversation_message(row: conversations::MessageRow) -> pb::ConversationM
         answer_mode: mode.map_or(pb::AnswerMode::Unspecified, answer_mode) as i32,
         model: row.model,
         created_at: Some(timestamp(row.created_at)),
+        withheld: row.withheld,
     }
 }
 

@@ -49,6 +49,16 @@ impl AiWorkerService {
         self.callers.tenant(request.metadata())
     }
 
+    /// The same, with whose conversations the caller may touch.
+    fn conversation_caller<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(Tenant, chat::conversations::Access), Status> {
+        let tenant = self.caller(request)?;
+        let access = super::caller::access(request.metadata(), &tenant)?;
+        Ok((tenant, access))
+    }
+
     fn state(&self) -> Result<Arc<State>, Status> {
         self.state
             .get()
@@ -186,7 +196,7 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::ChatStreamRequest>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
         let state = self.state()?;
-        let tenant = self.caller(&request)?;
+        let (tenant, access) = self.conversation_caller(&request)?;
         let message = request.into_inner();
         require_text("question", &message.question)?;
         let top_k = bounded(
@@ -209,6 +219,7 @@ impl AiWorker for AiWorkerService {
             .collect();
         let ask = super::chat::Ask {
             tenant,
+            access,
             question: message.question,
             history,
             conversation_id: optional_uuid("conversation_id", &message.conversation_id)?,
@@ -225,7 +236,7 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::ListConversationsRequest>,
     ) -> Result<Response<pb::ListConversationsResponse>, Status> {
         let state = self.state()?;
-        let tenant = self.caller(&request)?;
+        let (tenant, access) = self.conversation_caller(&request)?;
         let message = request.into_inner();
         let page_size = match message.page_size {
             0 => DEFAULT_PAGE_SIZE,
@@ -239,7 +250,15 @@ impl AiWorker for AiWorkerService {
         };
         let after = parse_page_token(&message.page_token)?;
         Ok(Response::new(
-            super::chat::list(&state, &tenant, after, page_size).await?,
+            super::chat::list(
+                &state,
+                &tenant,
+                &access,
+                message.all_owners,
+                after,
+                page_size,
+            )
+            .await?,
         ))
     }
 
@@ -248,9 +267,11 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::GetConversationRequest>,
     ) -> Result<Response<pb::GetConversationResponse>, Status> {
         let state = self.state()?;
-        let tenant = self.caller(&request)?;
+        let (tenant, access) = self.conversation_caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        Ok(Response::new(super::chat::get(&state, &tenant, id).await?))
+        Ok(Response::new(
+            super::chat::get(&state, &tenant, &access, id).await?,
+        ))
     }
 
     async fn delete_conversation(
@@ -258,9 +279,9 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::DeleteConversationRequest>,
     ) -> Result<Response<pb::DeleteConversationResponse>, Status> {
         let state = self.state()?;
-        let tenant = self.caller(&request)?;
+        let (tenant, access) = self.conversation_caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        chat::conversations::delete(&state.pool, &tenant, id).await?;
+        chat::conversations::delete(&state.pool, &tenant, &access, id).await?;
         Ok(Response::new(pb::DeleteConversationResponse {}))
     }
 
@@ -269,10 +290,12 @@ impl AiWorker for AiWorkerService {
         request: Request<pb::RenameConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
         let state = self.state()?;
-        let tenant = self.caller(&request)?;
+        let (tenant, access) = self.conversation_caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
-        chat::conversations::rename(&state.pool, &tenant, id, &request.get_ref().title).await?;
-        let row = chat::conversations::get(&state.pool, &tenant, id).await?;
+        let title = &request.get_ref().title;
+        chat::conversations::rename(&state.pool, &tenant, &access, id, title).await?;
+        let purpose = chat::conversations::Purpose::Act;
+        let row = chat::conversations::get(&state.pool, &tenant, &access, purpose, id).await?;
         Ok(Response::new(convert::conversation(&row)))
     }
 

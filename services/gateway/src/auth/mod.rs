@@ -115,6 +115,25 @@ impl Principal {
         }
     }
 
+    /// The stable id of this caller that owns what it starts (conversations, live chats),
+    /// sent to the worker as `x-thinkbank-principal`: `user:<uuid>`, `key:<uuid>` or
+    /// `external:<tenant>:<subject>`. Ids, not names, so a renamed or re-created user never
+    /// inherits another's conversations. An external subject that is not plain printable ASCII
+    /// (it travels in gRPC metadata) is named by its SHA-256 instead.
+    pub fn owner_id(&self) -> String {
+        match &self.subject {
+            Subject::External { subject }
+                if !subject.bytes().all(|b| b.is_ascii_graphic()) || subject.len() > 256 =>
+            {
+                use sha2::{Digest as _, Sha256};
+                let digest = Sha256::digest(subject.as_bytes());
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("external:{}:sha256-{hex}", self.tenant_id)
+            }
+            _ => self.limit_key(),
+        }
+    }
+
     /// The key the rate limiter counts this caller under.
     pub fn limit_key(&self) -> String {
         match &self.subject {

@@ -1,5 +1,10 @@
 //! Stored conversations: `GET /api/v1/conversations`, `GET`, `PATCH` (rename) and `DELETE
 //! /api/v1/conversations/{id}`. Chat continues one with `conversation_id`.
+//!
+//! A conversation belongs to the principal (user, API key, external subject) that started it;
+//! for anyone else it does not exist (404). Admins of the whole tenant may also list
+//! (`all=true`), read and delete every conversation of their tenant, but not rename or continue
+//! them. The worker enforces this from the principal the gateway names in call metadata.
 
 use axum::{
     Json,
@@ -31,6 +36,9 @@ pub struct ListParams {
     pub page_size: Option<u32>,
     /// `next_page_token` of the previous page.
     pub page_token: Option<String>,
+    /// Every principal's conversations of the tenant, not only the caller's (403 unless the
+    /// caller is an admin of the whole tenant).
+    pub all: Option<bool>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -41,6 +49,10 @@ pub struct ConversationView {
     created_at: String,
     updated_at: String,
     message_count: u32,
+    /// Who started it (`user:<uuid>`, `key:<uuid>`, `external:<tenant>:<subject>`); absent
+    /// for a conversation stored before conversations had owners.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -57,6 +69,9 @@ pub struct MessageView {
     answer_mode: Option<&'static str>,
     model: Option<String>,
     created_at: String,
+    /// True when this answer drew on collections the caller may not read: its content,
+    /// sources and citations are left out.
+    withheld: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -80,6 +95,7 @@ fn conversation(c: pb::Conversation) -> ConversationView {
         created_at: c.created_at.map(rfc3339).unwrap_or_default(),
         updated_at: c.updated_at.map(rfc3339).unwrap_or_default(),
         message_count: c.message_count,
+        owner: Some(c.owner).filter(|o| !o.is_empty()),
     }
 }
 
@@ -95,6 +111,7 @@ fn message(m: pb::ConversationMessage) -> MessageView {
         sources: m.sources.into_iter().map(source_view).collect(),
         citations: m.citations.into_iter().map(citation_data).collect(),
         created_at: m.created_at.map(rfc3339).unwrap_or_default(),
+        withheld: m.withheld,
     }
 }
 
@@ -116,6 +133,7 @@ pub async fn list(
     let request = pb::ListConversationsRequest {
         page_size: params.page_size.unwrap_or(0),
         page_token: params.page_token.unwrap_or_default(),
+        all_owners: params.all.unwrap_or(false),
     };
     let response = state
         .read(request, |mut worker, request| async move {
