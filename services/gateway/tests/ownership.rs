@@ -406,3 +406,71 @@ async fn stored_answers_from_collections_a_key_may_no_longer_read_are_withheld()
         "What is the vault combination?"
     );
 }
+
+#[tokio::test]
+async fn only_the_principal_that_started_a_live_chat_may_stop_or_resume_it() {
+    let tokens: Vec<String> = (0..200).map(|i| format!(" w{i}")).collect();
+    let fake = FakeLlm::start(Script::tokens(tokens).with_delay(Duration::from_millis(50))).await;
+    let stack = stack(&fake, 5).await;
+    let (alice, _) = stack.user("alice").await;
+    let (bob, _) = stack.user("bob").await;
+    let (scoped, _) = stack.key("reader", Some(vec![stack.team])).await;
+
+    let response = alice
+        .post(stack.gateway.url("/api/v1/chat"))
+        .json(&json!({"question": "What is the vault combination?"}))
+        .send()
+        .await
+        .unwrap();
+    let reader = tokio::spawn(read_sse(response));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.requests().is_empty() {
+        assert!(Instant::now() < deadline, "the model was never called");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id = stack.listed(&alice, "").await.remove(0);
+    let stop = format!("/api/v1/chat/{id}/stop");
+    let events = format!("/api/v1/chat/{id}/events");
+
+    for (who, intruder) in [
+        ("another user", &bob),
+        ("a collection-scoped key", &scoped),
+        ("the tenant's admin", &stack.admin),
+    ] {
+        let sent = stack.send(intruder, Method::POST, &stop, Value::Null).await;
+        assert!(
+            sent.is_not_found(),
+            "{who}: stop: {} {}",
+            sent.status,
+            sent.body
+        );
+        let sent = stack
+            .send(intruder, Method::GET, &events, Value::Null)
+            .await;
+        assert!(
+            sent.is_not_found(),
+            "{who}: resume: {} {}",
+            sent.status,
+            sent.body
+        );
+    }
+    assert!(
+        fake.requests()[0].disconnected_at.is_none(),
+        "an intruder's stop cancelled alice's answer"
+    );
+
+    // Alice can resume and stop her own.
+    let resumed = alice
+        .get(stack.gateway.url(&events))
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), StatusCode::OK);
+    drop(resumed);
+    let sent = stack.send(&alice, Method::POST, &stop, Value::Null).await;
+    assert_eq!(sent.status, StatusCode::NO_CONTENT, "{}", sent.body);
+    let events = reader.await.unwrap();
+    let names: Vec<&str> = events.iter().map(|(_, e)| e.event.as_str()).collect();
+    assert_eq!(&names[names.len() - 2..], ["error", "done"], "{names:?}");
+}

@@ -4,7 +4,9 @@
 //! `delta`s, then `final`; an upstream failure becomes `error`; the stream always ends with
 //! `done`. Ids increase from 1. Dropping the connection drops the gRPC call, which cancels
 //! the answer on the worker; so does `POST /api/v1/chat/{conversation_id}/stop`, after which
-//! the stream ends with an `error` event (code `cancelled`) and `done`.
+//! the stream ends with an `error` event (code `cancelled`) and `done`. A live chat belongs
+//! to the principal that started it: anyone else is told no answer is in progress (404), so a
+//! leaked conversation id neither stops another's answer nor reveals that it runs.
 
 use std::{
     collections::HashMap,
@@ -14,6 +16,7 @@ use std::{
 };
 
 use axum::{
+    Extension,
     extract::{Path, State},
     http::StatusCode,
     response::{
@@ -29,6 +32,7 @@ use tonic::Streaming;
 
 use super::ApiJson;
 use crate::{
+    auth::Principal,
     error::{ApiError, ApiResult},
     openapi::responses::{
         BadRequest, Internal, NotFound, PayloadTooLarge, Timeout, Unavailable, UnsupportedMediaType,
@@ -48,7 +52,18 @@ pub struct ActiveChats(Arc<Mutex<ChatTable>>);
 #[derive(Debug, Default)]
 struct ChatTable {
     next: u64,
-    streams: HashMap<String, (u64, CancellationToken)>,
+    streams: HashMap<String, (u64, CancellationToken, ChatOwner)>,
+}
+
+/// The principal that started a live chat (tenant and `Principal::owner_id`): only it may stop
+/// or resume the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatOwner(String);
+
+impl ChatOwner {
+    pub fn of(principal: &Principal) -> Self {
+        Self(format!("{}/{}", principal.tenant_id, principal.owner_id()))
+    }
 }
 
 impl ActiveChats {
@@ -59,13 +74,18 @@ impl ActiveChats {
     }
 
     /// Registers a stream; the registration ends when the guard is dropped.
-    fn register(&self, conversation_id: String, stop: CancellationToken) -> Registration {
+    fn register(
+        &self,
+        conversation_id: String,
+        stop: CancellationToken,
+        owner: ChatOwner,
+    ) -> Registration {
         let mut table = self.lock();
         table.next += 1;
         let serial = table.next;
         table
             .streams
-            .insert(conversation_id.clone(), (serial, stop));
+            .insert(conversation_id.clone(), (serial, stop, owner));
         Registration {
             chats: self.clone(),
             conversation_id,
@@ -73,14 +93,18 @@ impl ActiveChats {
         }
     }
 
-    /// Cancels the stream of `conversation_id`; false if none runs here.
-    fn stop(&self, conversation_id: &str) -> bool {
-        match self.lock().streams.remove(conversation_id) {
-            Some((_, token)) => {
-                token.cancel();
+    /// Cancels the stream of `conversation_id` if `owner` started it; false if none of its
+    /// runs here.
+    fn stop(&self, conversation_id: &str, owner: &ChatOwner) -> bool {
+        let mut table = self.lock();
+        match table.streams.get(conversation_id) {
+            Some((_, _, started_by)) if started_by == owner => {
+                if let Some((_, token, _)) = table.streams.remove(conversation_id) {
+                    token.cancel();
+                }
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 }
@@ -99,7 +123,7 @@ impl Drop for Registration {
         if table
             .streams
             .get(&self.conversation_id)
-            .is_some_and(|(serial, _)| *serial == self.serial)
+            .is_some_and(|(serial, _, _)| *serial == self.serial)
         {
             table.streams.remove(&self.conversation_id);
         }
@@ -107,7 +131,8 @@ impl Drop for Registration {
 }
 
 /// `POST /api/v1/chat/{conversation_id}/stop`: 204 when a running answer was stopped (the
-/// worker stores it with finish reason `cancelled`), 404 when none runs on this gateway.
+/// worker stores it with finish reason `cancelled`), 404 when none of the caller's runs on this
+/// gateway (also when another principal's does).
 #[utoipa::path(post, path = "/api/v1/chat/{conversation_id}/stop", tag = "chat",
     params(("conversation_id" = String, Path, format = Uuid, description = "from the `sources` event")),
     responses(
@@ -117,9 +142,13 @@ impl Drop for Registration {
     ))]
 pub async fn stop(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(conversation_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.active_chats.stop(&conversation_id) {
+    if state
+        .active_chats
+        .stop(&conversation_id, &ChatOwner::of(&principal))
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
@@ -281,6 +310,7 @@ fn role(name: &str) -> Result<pb::ChatRole, ApiError> {
     ))]
 pub async fn chat(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let history = body
@@ -315,13 +345,15 @@ pub async fn chat(
         .await?
         .into_inner();
     let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);
-    let items = sse_items(stream, state.active_chats.clone());
+    let owner = ChatOwner::of(&principal);
+    let items = sse_items(stream, state.active_chats.clone(), owner.clone());
     let events: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
         if state.config.sse_resume_window_secs == 0 {
             Box::pin(items.map(|item| Ok(item.event())))
         } else {
             let window = Duration::from_secs(state.config.sse_resume_window_secs);
-            let hub = super::chat_resume::Hub::start(items, window, state.chat_hubs.clone());
+            let hubs = state.chat_hubs.clone();
+            let hub = super::chat_resume::Hub::start(items, window, hubs, owner);
             Box::pin(hub.subscribe(0).map(|item| Ok(item.event())))
         };
     let events = crate::edge::until_shutdown(events, state.shutdown.clone());
@@ -346,6 +378,7 @@ struct Relay {
     chats: ActiveChats,
     /// Held while the stream runs, so the stop endpoint can find it.
     registration: Option<Registration>,
+    owner: ChatOwner,
 }
 
 fn error_event(error: &ApiError, request_id: &str) -> (&'static str, String) {
@@ -382,6 +415,7 @@ impl SseItem {
 pub fn sse_items(
     stream: Streaming<pb::ChatStreamResponse>,
     chats: ActiveChats,
+    owner: ChatOwner,
 ) -> impl Stream<Item = SseItem> + Send + 'static {
     let request_id = crate::error::current_request_id();
     let relay = Relay {
@@ -391,6 +425,7 @@ pub fn sse_items(
         stop: CancellationToken::new(),
         chats,
         registration: None,
+        owner,
     };
     futures::stream::unfold(relay, move |mut relay| {
         let request_id = request_id.clone();
@@ -418,11 +453,11 @@ pub fn sse_items(
                             if let Some(ChatEvent::Sources(sources)) = &message.event
                                 && !sources.conversation_id.is_empty()
                             {
-                                relay.registration =
-                                    Some(relay.chats.register(
-                                        sources.conversation_id.clone(),
-                                        relay.stop.clone(),
-                                    ));
+                                relay.registration = Some(relay.chats.register(
+                                    sources.conversation_id.clone(),
+                                    relay.stop.clone(),
+                                    relay.owner.clone(),
+                                ));
                             }
                             (message_event(message), Phase::Relaying)
                         }

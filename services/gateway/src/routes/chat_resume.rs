@@ -6,6 +6,8 @@
 //! `GET /api/v1/chat/{conversation_id}/events` and `Last-Event-ID: n` gets the events after n,
 //! then the live ones. Nobody back within the window: the hub drops the gRPC call, which
 //! cancels the answer on the worker. A finished stream stays replayable for the window.
+//! Only the principal that started the chat may resume it; anyone else gets the same 404 as
+//! for a conversation with no resumable stream.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -15,6 +17,7 @@ use std::{
 };
 
 use axum::{
+    Extension,
     extract::{Path, State},
     http::HeaderMap,
     response::{
@@ -25,8 +28,9 @@ use axum::{
 use futures::{Stream, StreamExt as _};
 use tokio::sync::Notify;
 
-use super::chat::SseItem;
+use super::chat::{ChatOwner, SseItem};
 use crate::{
+    auth::Principal,
     error::{ApiError, ApiResult},
     openapi::responses::{BadRequest, NotFound},
     state::AppState,
@@ -60,6 +64,8 @@ struct Buffer {
 pub struct Hub {
     buffer: Mutex<Buffer>,
     changed: Notify,
+    /// Who started the chat: the only one who may resume it.
+    owner: ChatOwner,
 }
 
 impl Hub {
@@ -75,10 +81,12 @@ impl Hub {
         items: impl Stream<Item = SseItem> + Send + 'static,
         window: Duration,
         hubs: Hubs,
+        owner: ChatOwner,
     ) -> Arc<Self> {
         let hub = Arc::new(Self {
             buffer: Mutex::new(Buffer::default()),
             changed: Notify::new(),
+            owner,
         });
         let task_hub = hub.clone();
         tokio::spawn(async move {
@@ -197,6 +205,7 @@ impl Drop for Subscriber {
     ))]
 pub async fn resume(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(conversation_id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
@@ -208,7 +217,13 @@ pub async fn resume(
             .and_then(|v| v.trim().parse::<u64>().ok())
             .ok_or_else(|| ApiError::invalid("Last-Event-ID must be an event id (a number)"))?,
     };
-    let hub = state.chat_hubs.lock().get(&conversation_id).cloned();
+    let owner = ChatOwner::of(&principal);
+    let hub = state
+        .chat_hubs
+        .lock()
+        .get(&conversation_id)
+        .filter(|hub| hub.owner == owner)
+        .cloned();
     let Some(hub) = hub else {
         return Err(ApiError::new(
             thinkbank_common::ErrorCode::NotFound,
