@@ -1,6 +1,11 @@
 //! The tamper-evident audit log of security-relevant actions. Entries form one hash chain:
 //! `entry_hash = SHA-256(prev_hash ‖ canonical(entry))`, so changing, removing or reordering
 //! any stored entry breaks every link after it, and `verify` names the first broken one.
+//!
+//! Every entry is bounded (`MAX_FIELD_CHARS` per text field, `MAX_DETAILS_BYTES` of details)
+//! whatever its caller passed: some fields come from anonymous requests (a failed login's
+//! username), and one request must not be able to write a megabyte into a table that can
+//! never be cleaned up (it refuses DELETE).
 
 use chrono::Utc;
 use serde::Serialize;
@@ -12,6 +17,33 @@ use crate::error::ApiError;
 
 /// The chain's anchor: the `prev_hash` of the first entry.
 const GENESIS: [u8; 32] = [0; 32];
+
+/// Longest actor, action or target kept, in characters; longer ones are cut and marked.
+pub const MAX_FIELD_CHARS: usize = 256;
+/// Largest details kept, as JSON bytes; larger details are replaced by a marked prefix.
+pub const MAX_DETAILS_BYTES: usize = 4096;
+
+/// `text` cut to `max` characters, with a marker saying how much was left out.
+fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…[+{} bytes]", &text[..cut], text.len() - cut),
+    }
+}
+
+/// `details` as stored: the JSON text, or, over `MAX_DETAILS_BYTES`, an object holding its
+/// beginning and its size (still valid JSON, so readers need no special case).
+fn bounded_details(details: &serde_json::Value) -> String {
+    let text = details.to_string();
+    if text.len() <= MAX_DETAILS_BYTES {
+        return text;
+    }
+    serde_json::json!({
+        "truncated": bounded(&text, MAX_DETAILS_BYTES / 4),
+        "bytes": text.len(),
+    })
+    .to_string()
+}
 
 /// One action to record.
 #[derive(Debug)]
@@ -78,10 +110,10 @@ pub async fn append(pool: &PgPool, event: Event<'_>) -> Result<(), sqlx::Error> 
         seq: prev_seq + 1,
         at_micros: Utc::now().timestamp_micros(),
         tenant_id: event.tenant_id,
-        actor: event.actor.to_owned(),
-        action: event.action.to_owned(),
-        target: event.target.to_owned(),
-        details: event.details.to_string(),
+        actor: bounded(event.actor, MAX_FIELD_CHARS),
+        action: bounded(event.action, MAX_FIELD_CHARS),
+        target: bounded(event.target, MAX_FIELD_CHARS),
+        details: bounded_details(&event.details),
         prev_hash: prev_hash.clone(),
         entry_hash: Vec::new(),
     };
@@ -187,4 +219,25 @@ pub async fn list(pool: &PgPool, tenant_id: Uuid, limit: i64) -> Result<Vec<Entr
     .fetch_all(pool)
     .await
     .map_err(crate::error::database)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_details_are_bounded_and_say_what_was_cut() {
+        assert_eq!(bounded("short", 10), "short");
+        let long = "é".repeat(1000);
+        let cut = bounded(&long, MAX_FIELD_CHARS);
+        assert!(cut.starts_with(&"é".repeat(MAX_FIELD_CHARS)));
+        assert!(cut.ends_with(&format!("…[+{} bytes]", (1000 - MAX_FIELD_CHARS) * 2)));
+        let small = serde_json::json!({"name": "x"});
+        assert_eq!(bounded_details(&small), small.to_string());
+        let huge = serde_json::json!({"name": "x".repeat(1_000_000)});
+        let stored = bounded_details(&huge);
+        assert!(stored.len() < MAX_DETAILS_BYTES, "{}", stored.len());
+        let parsed: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(parsed["bytes"], huge.to_string().len());
+    }
 }

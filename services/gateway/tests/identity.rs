@@ -560,3 +560,81 @@ async fn the_audit_chain_records_security_actions_and_exposes_tampering() {
     assert_eq!(broken["entries_checked"], 1);
     assert!(broken["reason"].as_str().unwrap().contains("changed"));
 }
+
+#[tokio::test]
+async fn a_megabyte_username_writes_a_bounded_audit_row_and_only_operators_verify_the_chain() {
+    let stack = stack_with(|_| {}).await;
+    let huge = "a".repeat(1_000_000);
+    let response = reqwest::Client::new()
+        .post(stack.gateway.url("/api/v1/auth/login"))
+        .json(&json!({"username": huge, "password": "some long password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let mut conn = stack.db.connect().await;
+    let (target, largest): (String, i32) = sqlx::query_as(
+        "SELECT target, octet_length(actor) + octet_length(action) + octet_length(target) \
+                + octet_length(details) \
+         FROM gateway.audit_log WHERE action = 'auth.login_failed'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(largest < 1024, "a failed login wrote {largest} bytes");
+    assert_eq!(target, "username:(invalid, 1000000 bytes)");
+
+    // Verifying the chain every tenant shares is for operators only.
+    let operator = stack.gateway.client();
+    let created = json_of(
+        operator
+            .post(stack.gateway.url("/api/v1/tenants"))
+            .json(&json!({"name": "elsewhere"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let other_admin = client_with_key(created["admin_key"].as_str().unwrap());
+    let collections = json_of(
+        operator
+            .get(stack.gateway.url("/api/v1/collections"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let default_collection = collections["collections"][0]["id"].clone();
+    let scoped = json_of(
+        operator
+            .post(stack.gateway.url("/api/v1/keys"))
+            .json(&json!({"name": "scoped admin", "role": "admin",
+                          "collection_ids": [default_collection]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let scoped_admin = client_with_key(scoped["key"].as_str().unwrap());
+    for (who, client) in [
+        ("another tenant's admin", &other_admin),
+        (
+            "a collection-scoped admin of the default tenant",
+            &scoped_admin,
+        ),
+    ] {
+        let refused = client
+            .get(stack.gateway.url("/api/v1/audit/verify"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{who}");
+    }
+    let verified = operator
+        .get(stack.gateway.url("/api/v1/audit/verify"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), StatusCode::OK);
+    assert_eq!(json_of(verified).await["ok"], true);
+}

@@ -275,13 +275,19 @@ pub async fn list_audit(
 }
 
 /// Verifies the whole chain (all tenants share it): `{ok, entries_checked, first_broken_seq,
-/// reason}`.
+/// reason}`. Operators only: the walk reads every tenant's entries and costs a full scan, so a
+/// tenant's admin may neither learn about other tenants from it nor make the server repeat it.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "identity",
     responses(
-        (status = 200, description = "the verdict on the whole chain", body = audit::Verification),
+        (status = 200, description = "the verdict on the whole chain (operators only)",
+         body = audit::Verification),
         (status = 503, response = Unavailable),
     ))]
-pub async fn verify_audit(State(state): State<AppState>) -> ApiResult<Json<audit::Verification>> {
+pub async fn verify_audit(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<audit::Verification>> {
+    super::tenants::require_operator(&principal)?;
     Ok(Json(
         audit::verify(&state.database)
             .await

@@ -69,7 +69,11 @@ pub async fn login(
                         tenant_id: crate::DEFAULT_TENANT_ID,
                         actor: "anonymous",
                         action: "auth.login_failed",
-                        target: &format!("username:{}", body.username),
+                        // A name no user can have is anyone's text: record its size only.
+                        target: &match users::validate_username(&body.username) {
+                            Ok(()) => format!("username:{}", body.username),
+                            Err(_) => format!("username:(invalid, {} bytes)", body.username.len()),
+                        },
                         details: serde_json::json!({}),
                     },
                 )

@@ -63,14 +63,18 @@ pub async fn create(pool: &PgPool, name: &str) -> Result<TenantRow, ApiError> {
     Ok(tenant)
 }
 
-/// Operators are the admins of the default tenant: they may manage other tenants.
-fn require_operator(principal: &Principal) -> Result<(), ApiError> {
-    if principal.tenant_id == DEFAULT_TENANT_ID && principal.role == Role::Admin {
+/// Operators are the admins of the default tenant, limited to no collection: they may manage
+/// other tenants and verify the audit chain all tenants share.
+pub(crate) fn require_operator(principal: &Principal) -> Result<(), ApiError> {
+    if principal.tenant_id == DEFAULT_TENANT_ID
+        && principal.role == Role::Admin
+        && principal.collections.is_none()
+    {
         Ok(())
     } else {
         Err(ApiError::new(
             ErrorCode::PermissionDenied,
-            "only admins of the default tenant manage tenants",
+            "only operators (admins of the whole default tenant) may do this",
         ))
     }
 }
