@@ -415,6 +415,17 @@ async fn only_the_principal_that_started_a_live_chat_may_stop_or_resume_it() {
     let (alice, _) = stack.user("alice").await;
     let (bob, _) = stack.user("bob").await;
     let (scoped, _) = stack.key("reader", Some(vec![stack.team])).await;
+    let other_tenant: Value = stack
+        .admin
+        .post(stack.gateway.url("/api/v1/tenants"))
+        .json(&json!({"name": "elsewhere"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other_tenant = client_with_key(other_tenant["admin_key"].as_str().unwrap());
 
     let response = alice
         .post(stack.gateway.url("/api/v1/chat"))
@@ -436,6 +447,7 @@ async fn only_the_principal_that_started_a_live_chat_may_stop_or_resume_it() {
         ("another user", &bob),
         ("a collection-scoped key", &scoped),
         ("the tenant's admin", &stack.admin),
+        ("another tenant's admin", &other_tenant),
     ] {
         let sent = stack.send(intruder, Method::POST, &stop, Value::Null).await;
         assert!(
