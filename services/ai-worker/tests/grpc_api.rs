@@ -284,11 +284,13 @@ async fn chat_streams_sources_then_deltas_then_a_cited_final_message() {
     };
     assert_eq!(last.answer_mode, pb::AnswerMode::Extractive as i32);
     assert_eq!(last.finish_reason, pb::FinishReason::Stop as i32);
+    // Extractive answers quote their sources: marked quoted, never claimed verified.
     assert!(
         last.citations
             .iter()
-            .any(|c| c.source_index == 1 && c.verified)
+            .any(|c| c.source_index == 1 && c.quoted && !c.verified)
     );
+    assert!(!last.abstained);
     assert_eq!(last.usage.unwrap().completion_tokens as usize, deltas.len());
     assert!(
         events[1..events.len() - 1]

@@ -265,18 +265,6 @@ async fn bm25_sweep(db: &TestDatabase, ingested: &[(&str, Vec<Document>, Vec<Str
             title_weight: 3.0,
             ..base
         },
-        Bm25 {
-            document_weight: 0.1,
-            ..base
-        },
-        Bm25 {
-            document_weight: 0.25,
-            ..base
-        },
-        Bm25 {
-            document_weight: 0.5,
-            ..base
-        },
     ];
     for bm25 in variants {
         let mut config =
@@ -287,8 +275,8 @@ async fn bm25_sweep(db: &TestDatabase, ingested: &[(&str, Vec<Document>, Vec<Str
         let http = gateway.client();
         let url = gateway.url("/api/v1/search");
         let mut line = format!(
-            "eval: bm25 sweep k1 {:.1} b {:.2} title {:.1} document {:.2}:",
-            bm25.k1, bm25.b, bm25.title_weight, bm25.document_weight
+            "eval: bm25 sweep k1 {:.1} b {:.2} title {:.1}:",
+            bm25.k1, bm25.b, bm25.title_weight
         );
         for (name, docs, ids, scope) in ingested {
             let mut extra = scope.clone();

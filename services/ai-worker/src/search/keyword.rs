@@ -99,17 +99,11 @@ pub struct Bm25 {
     #[arg(long = "bm25-title-weight", env = "THINKBANK_BM25_TITLE_WEIGHT",
           default_value_t = DEFAULT_TITLE_WEIGHT)]
     pub title_weight: f64,
-    /// Share of the scores of the asset's other matching chunks added to a chunk's own: a
-    /// document that matches throughout lends its best passage weight (0 scores chunks alone).
-    #[arg(long = "bm25-document-weight", env = "THINKBANK_BM25_DOCUMENT_WEIGHT",
-          default_value_t = DEFAULT_DOCUMENT_WEIGHT)]
-    pub document_weight: f64,
 }
 
 pub const DEFAULT_K1: f64 = 1.2;
 pub const DEFAULT_B: f64 = 0.75;
 pub const DEFAULT_TITLE_WEIGHT: f64 = 2.0;
-pub const DEFAULT_DOCUMENT_WEIGHT: f64 = 0.0;
 
 impl Default for Bm25 {
     fn default() -> Self {
@@ -117,7 +111,6 @@ impl Default for Bm25 {
             k1: DEFAULT_K1,
             b: DEFAULT_B,
             title_weight: DEFAULT_TITLE_WEIGHT,
-            document_weight: DEFAULT_DOCUMENT_WEIGHT,
         }
     }
 }
@@ -211,10 +204,10 @@ async fn run(
                   WHERE t.collection_id = cand.collection_id) AS idf_total \
              FROM cand JOIN q ON q.collection_id = cand.collection_id \
              WHERE numnode(cand.tsq) > 0 \
-         ), scored AS ( \
+         ) \
          SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
-             c.text, bm.score AS chunk_score, c.chunk_index, c.char_start, c.char_end, \
-             c.headings, c.page, bm.coverage AS keyword_coverage \
+             c.text, bm.score, c.chunk_index, c.char_start, c.char_end, c.headings, c.page, \
+             bm.coverage AS keyword_coverage \
          FROM scope CROSS JOIN LATERAL ( \
              SELECT c.id, c.asset_id, c.collection_id, c.text, c.tsv, c.keyword_length, \
                  c.chunk_index, c.char_start, c.char_end, c.headings, c.page \
@@ -255,21 +248,7 @@ async fn run(
          WHERE true",
         );
     filters.push(&mut qb, "c");
-    // The document blend: a chunk also gets `document_weight` × the scores of its asset's
-    // other matching chunks (each candidate is a whole collection's match, so the window
-    // sees every matching chunk of the asset).
-    qb.push(
-        ") SELECT chunk_id, asset_id, collection_id, filename, media_type, text, \
-             chunk_index, char_start, char_end, headings, page, keyword_coverage, ",
-    );
-    if bm25.document_weight > 0.0 {
-        qb.push("chunk_score + ")
-            .push_bind(bm25.document_weight)
-            .push(" * (sum(chunk_score) OVER (PARTITION BY asset_id) - chunk_score)");
-    } else {
-        qb.push("chunk_score");
-    }
-    qb.push(" AS score FROM scored ORDER BY score DESC, chunk_id LIMIT ")
+    qb.push(" ORDER BY bm.score DESC, c.id LIMIT ")
         .push_bind(i64::try_from(depth).unwrap_or(i64::MAX));
     Ok(qb.build_query_as::<Hit>().fetch_all(conn).await?)
 }
