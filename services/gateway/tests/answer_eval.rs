@@ -319,9 +319,13 @@ async fn answer_suite_answers_what_the_corpora_hold_and_abstains_on_the_rest() {
     for q in &suite.unanswerable {
         let body = json!({"question": q.question, "top_k": SOURCES});
         let answer = ask(&http, &stacks.extractive, body.clone()).await;
-        let echoed = ask(&generative_http, &stacks.generative, body).await;
         abstentions.add(f64::from(u8::from(answer.abstained)));
-        abstentions_llm.add(f64::from(u8::from(echoed.abstained)));
+        // The generative answerer abstains on the same floor (the Wendeline test checks it);
+        // the full run measures it too, CI saves the time.
+        if full {
+            let echoed = ask(&generative_http, &stacks.generative, body).await;
+            abstentions_llm.add(f64::from(u8::from(echoed.abstained)));
+        }
         evidence.push((answer.similarity, answer.coverage, false));
         if !answer.abstained {
             eprintln!(
@@ -341,7 +345,7 @@ async fn answer_suite_answers_what_the_corpora_hold_and_abstains_on_the_rest() {
         "key_term_recall": eval::round(recall.mean()),
         "key_term_recall_llm_echo": eval::round(recall_llm.mean()),
         "abstention_rate": eval::round(abstentions.mean()),
-        "abstention_rate_llm": eval::round(abstentions_llm.mean()),
+        "abstention_rate_llm": (abstentions_llm.n > 0).then(|| eval::round(abstentions_llm.mean())),
         "false_abstention_rate": eval::round(false_abstentions.mean()),
     });
     eprintln!("answers: {report}");

@@ -12,7 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use thinkbank_testkit::{FakeLlm, Script, TestDatabase, llm_config, spawn_worker_with_llm};
+use thinkbank_testkit::{
+    FakeLlm, Script, TestDatabase, fresh_objects_dir, llm_config, spawn_worker_with, worker_config,
+};
 
 /// Asked in a fresh conversation and stopped mid-answer by the browser.
 const UI_USER: &str = "browser-user";
@@ -67,7 +69,12 @@ async fn the_ui_uploads_searches_streams_cites_stops_and_renders_hostile_content
     let mut llm = llm_config(&fake);
     // A follow-up would first ask the model to rewrite the question, shifting the scripts.
     llm.llm_rewrite_questions = false;
-    let worker = spawn_worker_with_llm(&db, llm).await;
+    let mut config = worker_config(&db, &fresh_objects_dir());
+    config.llm = llm;
+    // The page must render whatever the model streams, hostile output included, whatever the
+    // question: the relevance floor (tested in answer_eval.rs) is not what this test is about.
+    config.answers.chat_min_relevance = 0.0;
+    let worker = spawn_worker_with(config).await;
     let config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
     let gateway = thinkbank_testkit::spawn_gateway_with(config).await;
     // A person who signs in with a password, besides the admin key the page is given first.
@@ -138,6 +145,7 @@ async fn the_ui_uploads_searches_streams_cites_stops_and_renders_hostile_content
         !fake.requests()[stopped].completed,
         "the stopped answer ran to its end"
     );
-    // Each question reached the model once: nothing was asked behind the user's back.
-    assert_eq!(requests.len(), 4, "one LLM request per question");
+    // Each question reached the model once: nothing was asked behind the user's back (the
+    // first answer, its regeneration, the stopped one, the hostile one, the phone-width one).
+    assert_eq!(requests.len(), 5, "one LLM request per question");
 }
