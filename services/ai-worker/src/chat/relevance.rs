@@ -8,7 +8,7 @@
 use crate::search::{Hit, Mode};
 
 /// Calibrated defaults (see the module documentation).
-pub const DEFAULT_MIN_RELEVANCE: f32 = 0.55;
+pub const DEFAULT_MIN_RELEVANCE: f32 = 0.575;
 pub const DEFAULT_COVERAGE_WEIGHT: f32 = 0.5;
 pub const DEFAULT_MIN_SENTENCE_SIMILARITY: f32 = 0.25;
 
