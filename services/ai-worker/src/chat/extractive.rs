@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     embed::{LocalEmbedder, Registry, cosine},
-    error::{Result, WorkerError},
+    error::Result,
     search::{self, Filters},
     tenancy::Tenant,
 };
@@ -147,17 +147,10 @@ async fn pick_quotes(
         return Ok(Vec::new());
     }
     let texts: Vec<String> = candidates.iter().map(|s| s.text.clone()).collect();
-    let model = embedder.clone();
-    let vectors = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        model.embed_blocking(&refs)
-    })
-    .await
-    .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
-    .map_err(WorkerError::Embedding)?;
+    let vectors = super::embed_locally(embedder, texts).await?;
     let mut scored: Vec<(f32, sentences::Sentence)> = vectors
         .iter()
-        .map(|v| cosine(query, &v.vector))
+        .map(|v| cosine(query, v))
         .zip(candidates)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -17,7 +17,25 @@ pub use generative::answer_generative;
 pub use relevance::AnswerConfig;
 pub use retrieve::retrieve;
 
-use crate::search::Hit;
+use crate::{
+    embed::LocalEmbedder,
+    error::{Result, WorkerError},
+    search::Hit,
+};
+
+/// Embeds `texts` with the in-process model on a blocking thread, in order: the extractive
+/// answerer's candidate sentences, keyword-only chat's sources.
+async fn embed_locally(model: &LocalEmbedder, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+    let model = model.clone();
+    let vectors = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        model.embed_blocking(&refs)
+    })
+    .await
+    .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
+    .map_err(WorkerError::Embedding)?;
+    Ok(vectors.into_iter().map(|v| v.vector).collect())
+}
 
 /// Largest `top_k` for chat retrieval.
 pub const MAX_SOURCES: usize = 20;

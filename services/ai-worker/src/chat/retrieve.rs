@@ -100,16 +100,9 @@ async fn similarity_by_text(models: &Registry, query: &[f32], hits: &mut [Hit]) 
         return Ok(());
     }
     let texts: Vec<String> = hits.iter().map(|h| h.text.clone()).collect();
-    let model = models.local().clone();
-    let vectors = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        model.embed_blocking(&refs)
-    })
-    .await
-    .map_err(|e| WorkerError::Internal(format!("embedding task failed: {e}")))?
-    .map_err(WorkerError::Embedding)?;
+    let vectors = super::embed_locally(models.local(), texts).await?;
     for (hit, vector) in hits.iter_mut().zip(vectors) {
-        let distance = 1.0 - f64::from(cosine(query, &vector.vector));
+        let distance = 1.0 - f64::from(cosine(query, &vector));
         hit.explain
             .get_or_insert_with(Default::default)
             .vector_distance = Some(distance);
