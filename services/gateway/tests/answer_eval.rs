@@ -28,7 +28,6 @@ mod eval;
 use std::{collections::HashMap, time::Instant};
 
 use eval::{Document, book, manpages};
-use reqwest::multipart;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use thinkbank_testkit::{
@@ -110,45 +109,6 @@ async fn ask(http: &reqwest::Client, gateway: &GatewayHandle, body: Value) -> An
         }
     }
     answer
-}
-
-async fn upload(http: &reqwest::Client, gateway: &GatewayHandle, name: &str, body: &str) -> String {
-    let form = multipart::Form::new().part(
-        "file",
-        multipart::Part::bytes(body.as_bytes().to_vec()).file_name(name.to_owned()),
-    );
-    let body: Value = http
-        .post(gateway.url("/api/v1/assets"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["asset"]["id"].as_str().expect("asset id").to_owned()
-}
-
-async fn wait_ready(http: &reqwest::Client, gateway: &GatewayHandle, ids: &[String]) {
-    for id in ids {
-        loop {
-            let asset: Value = http
-                .get(gateway.url(&format!("/api/v1/assets/{id}")))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            match asset["status"].as_str() {
-                Some("ready") => break,
-                Some("queued" | "processing") => {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-                other => panic!("asset {id} ended {other:?}: {asset}"),
-            }
-        }
-    }
 }
 
 /// Share of `terms` found (case-insensitive) in `text`.
@@ -263,9 +223,10 @@ async fn answer_suite_answers_what_the_corpora_hold_and_abstains_on_the_rest() {
     let mut ids = Vec::new();
     for (i, (corpus, doc)) in kb.iter().enumerate() {
         let extension = if corpus == "rust-book" { "txt" } else { "md" };
-        let id = upload(
+        let id = eval::upload(
             &http,
             &stacks.extractive,
+            None,
             &format!("doc-{i:04}.{extension}"),
             &doc.body,
         )
@@ -273,7 +234,7 @@ async fn answer_suite_answers_what_the_corpora_hold_and_abstains_on_the_rest() {
         asset_of.insert(doc.id.clone(), id.clone());
         ids.push(id);
     }
-    wait_ready(&http, &stacks.extractive, &ids).await;
+    eval::wait_ready(&http, &stacks.extractive, &ids).await;
     eprintln!(
         "answers: {} documents ({sources} answering sources) ingested in {:.1}s",
         kb.len(),
@@ -428,7 +389,7 @@ const WENDELINE: &str = "The okapi named Wendeline prefers willow leaves and ban
 async fn the_wendeline_note_answers_its_questions_and_nothing_else() {
     let stacks = stacks().await;
     let http = stacks.extractive.client();
-    let mut ids = vec![upload(&http, &stacks.extractive, "note.txt", WENDELINE).await];
+    let mut ids = vec![eval::upload(&http, &stacks.extractive, None, "note.txt", WENDELINE).await];
     for (name, text) in [
         (
             "groceries.txt",
@@ -443,9 +404,9 @@ async fn the_wendeline_note_answers_its_questions_and_nothing_else() {
             "Use chsh to change your login shell; it must be listed in /etc/shells.",
         ),
     ] {
-        ids.push(upload(&http, &stacks.extractive, name, text).await);
+        ids.push(eval::upload(&http, &stacks.extractive, None, name, text).await);
     }
-    wait_ready(&http, &stacks.extractive, &ids).await;
+    eval::wait_ready(&http, &stacks.extractive, &ids).await;
 
     let answer = ask(
         &http,

@@ -24,13 +24,9 @@
 )]
 mod eval;
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, time::Instant};
 
 use eval::{Document, Scores, bm25, book, manpages};
-use reqwest::multipart;
 use serde_json::{Value, json};
 use thinkbank_testkit::TestDatabase;
 
@@ -67,54 +63,10 @@ async fn ingest(
 ) -> (Vec<String>, u64) {
     let mut ids = Vec::with_capacity(docs.len());
     for (i, doc) in docs.iter().enumerate() {
-        loop {
-            let form = multipart::Form::new()
-                .text("collection_id", collection_id.to_owned())
-                .part(
-                    "file",
-                    multipart::Part::bytes(doc.body.clone().into_bytes())
-                        .file_name(format!("doc-{i:04}.{extension}")),
-                );
-            let response = http
-                .post(gateway.url("/api/v1/assets"))
-                .multipart(form)
-                .send()
-                .await
-                .unwrap();
-            if response.status() == 429 {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            let body: Value = response.json().await.unwrap();
-            ids.push(body["asset"]["id"].as_str().expect("asset id").to_owned());
-            break;
-        }
+        let name = format!("doc-{i:04}.{extension}");
+        ids.push(eval::upload(http, gateway, Some(collection_id), &name, &doc.body).await);
     }
-    let mut chunks = 0;
-    for id in &ids {
-        loop {
-            let response = http
-                .get(gateway.url(&format!("/api/v1/assets/{id}")))
-                .send()
-                .await
-                .unwrap();
-            if response.status() == 429 {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            let asset: Value = response.json().await.unwrap();
-            match asset["status"].as_str() {
-                Some("ready") => {
-                    chunks += asset["chunk_count"].as_u64().unwrap_or(0);
-                    break;
-                }
-                Some("queued" | "processing") => {
-                    tokio::time::sleep(Duration::from_millis(100)).await
-                }
-                other => panic!("asset {id} ended {other:?}: {asset}"),
-            }
-        }
-    }
+    let chunks = eval::wait_ready(http, gateway, &ids).await;
     (ids, chunks)
 }
 

@@ -101,6 +101,71 @@ pub async fn spawn_gateway(
     thinkbank_testkit::spawn_gateway_with(config).await
 }
 
+/// Uploads `body` as `name` (into `collection_id`, or the default collection) through the
+/// gateway and returns the asset id.
+pub async fn upload(
+    http: &reqwest::Client,
+    gateway: &thinkbank_testkit::GatewayHandle,
+    collection_id: Option<&str>,
+    name: &str,
+    body: &str,
+) -> String {
+    let mut form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(body.as_bytes().to_vec()).file_name(name.to_owned()),
+    );
+    if let Some(collection_id) = collection_id {
+        form = form.text("collection_id", collection_id.to_owned());
+    }
+    let response = http
+        .post(gateway.url("/api/v1/assets"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("uploading {name}: {e}"));
+    let body: Value = response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("uploading {name}: {e}"));
+    body["asset"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("uploading {name}: {body}"))
+        .to_owned()
+}
+
+/// Waits until every asset of `ids` is READY (any other end fails the test); returns their
+/// chunks in all.
+pub async fn wait_ready(
+    http: &reqwest::Client,
+    gateway: &thinkbank_testkit::GatewayHandle,
+    ids: &[String],
+) -> u64 {
+    let mut chunks = 0;
+    for id in ids {
+        loop {
+            let asset: Value = http
+                .get(gateway.url(&format!("/api/v1/assets/{id}")))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("asset {id}: {e}"))
+                .json()
+                .await
+                .unwrap_or_else(|e| panic!("asset {id}: {e}"));
+            match asset["status"].as_str() {
+                Some("ready") => {
+                    chunks += asset["chunk_count"].as_u64().unwrap_or(0);
+                    break;
+                }
+                Some("queued" | "processing") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => panic!("asset {id} ended {other:?}: {asset}"),
+            }
+        }
+    }
+    chunks
+}
+
 /// A number from the environment, or `usize::MAX` for "all", or `default`.
 pub fn env_count(name: &str, default: usize) -> usize {
     match std::env::var(name).as_deref() {
