@@ -16,9 +16,10 @@ use thinkbank_testkit::{
 };
 use uuid::Uuid;
 
-const VAULT: &str = "# Vault\n\nThe vault combination is 7351, written on a zebra postcard kept \
+// The secret has a letter outside hex, so a request id or UUID in an error never contains it.
+const VAULT: &str = "# Vault\n\nThe vault combination is Q7351, written on a zebra postcard kept \
     in the greenhouse.";
-const ANSWER: &str = "The vault combination is 7351 [1].";
+const ANSWER: &str = "The vault combination is Q7351 [1].";
 const DEFAULT_TENANT: &str = "00000000-0000-0000-0000-000000000001";
 
 struct Stack {
@@ -238,7 +239,7 @@ async fn a_conversation_is_not_found_for_anyone_but_the_principal_that_started_i
                 sent.body
             );
             assert!(
-                !sent.body.contains("7351"),
+                !sent.body.contains("Q7351"),
                 "{who}: {method} {path}: {}",
                 sent.body
             );
@@ -374,7 +375,7 @@ async fn stored_answers_from_collections_a_key_may_no_longer_read_are_withheld()
     let id = stack.chat(&key, None).await;
     let path = format!("/api/v1/conversations/{id}");
     let before = stack.send(&key, Method::GET, &path, Value::Null).await;
-    assert!(before.body.contains("7351"), "{}", before.body);
+    assert!(before.body.contains("Q7351"), "{}", before.body);
 
     // The operator narrows the key to a collection without the vault (by SQL: the gateways
     // hear of it through NOTIFY at once).
@@ -388,12 +389,12 @@ async fn stored_answers_from_collections_a_key_may_no_longer_read_are_withheld()
     let after = loop {
         let after = stack.send(&key, Method::GET, &path, Value::Null).await;
         assert_eq!(after.status, StatusCode::OK, "{}", after.body);
-        if !after.body.contains("7351") || Instant::now() > deadline {
+        if !after.body.contains("Q7351") || Instant::now() > deadline {
             break after;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(!after.body.contains("7351"), "{}", after.body);
+    assert!(!after.body.contains("Q7351"), "{}", after.body);
     assert!(!after.body.contains("vault.md"), "{}", after.body);
     let stored: Value = serde_json::from_str(&after.body).unwrap();
     let answer = &stored["messages"][1];
