@@ -1,11 +1,15 @@
 //! The keyword leg as BM25 over the real worker and PostgreSQL: natural questions match on any
 //! term, rare terms outweigh common ones, titles outweigh bodies, operators keep their meaning,
-//! and the term statistics stay exact through ingestion, re-processing and deletion.
+//! a document that answers across its sections counts, and the term and document statistics
+//! stay exact through ingestion, re-processing and deletion.
 #![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
 
 use sqlx::Row as _;
 use thinkbank_proto::v1::{self as pb, ai_worker_client::AiWorkerClient};
-use thinkbank_testkit::{TestDatabase, WorkerHandle, ingest_ready, spawn_worker};
+use thinkbank_testkit::{
+    Bm25, TestDatabase, WorkerHandle, fresh_objects_dir, ingest_ready, spawn_worker,
+    spawn_worker_with, worker_config,
+};
 use tonic::transport::Channel;
 
 const WENDELINE: &str = "The okapi named Wendeline prefers willow leaves and bananas. In spring \
@@ -146,6 +150,66 @@ async fn a_rare_term_outweighs_a_common_one_and_titles_outweigh_bodies() {
     lib2.worker.stop().await;
 }
 
+/// About 60 words that share no term with the queries below: pads a section past one chunk.
+fn filler(topic: &str) -> String {
+    format!(
+        "The keepers write down {topic} in the logbook every morning, together with the \
+         weather, the temperature of the stable and the names of the visitors who came by. \
+         Nothing in this paragraph is about anything in particular; it only makes the section \
+         long enough to be a passage of its own, as real documents are. The logbook is kept \
+         in a drawer next to the door, and anyone on duty may read it. "
+    )
+    .repeat(4)
+}
+
+#[tokio::test]
+async fn a_document_that_answers_across_its_sections_outranks_a_passing_mention() {
+    // The care guide covers both words of the question, each in its own section (its own
+    // chunk); the errands list, as long, mentions each once in one sentence, so at the chunk
+    // level alone its passage is the best match.
+    let guide = format!(
+        "# Okapi care\n\n## Diet\n\n{}Willow is what she eats most: fresh willow, dried \
+         willow, willow bark.\n\n## Grooming\n\n{}Hooves need care: her hooves are \
+         checked weekly and the hooves trimmed twice a year.\n",
+        filler("the feeding"),
+        filler("the grooming")
+    );
+    let errands = format!(
+        "{}Shopping: a willow basket, and a brush for cleaning hooves.\n\n{}",
+        filler("the errands"),
+        filler("the errands")
+    );
+    let mut lib = library(&[
+        ("care-guide.md", guide.as_str()),
+        ("errands.txt", errands.as_str()),
+    ])
+    .await;
+    let query = "willow hooves";
+    let hits = keyword(&mut lib.client, query).await;
+    assert_eq!(
+        hits.first().map(|h| h.0.as_str()),
+        Some(lib.ids[0].as_str()),
+        "{hits:?}"
+    );
+
+    // The same library ranked on chunks alone puts the note first: the document's share of
+    // the score is what lifts the guide.
+    let mut config = worker_config(&lib.db, &fresh_objects_dir());
+    config.bm25 = Bm25 {
+        document_weight: 0.0,
+        ..Bm25::default()
+    };
+    let chunks_only = spawn_worker_with(config).await;
+    let hits = keyword(&mut chunks_only.client().await, query).await;
+    assert_eq!(
+        hits.first().map(|h| h.0.as_str()),
+        Some(lib.ids[1].as_str()),
+        "{hits:?}"
+    );
+    chunks_only.stop().await;
+    lib.worker.stop().await;
+}
+
 async fn wait_ready(client: &mut AiWorkerClient<Channel>, id: &str) {
     for _ in 0..300 {
         let asset = client
@@ -162,7 +226,7 @@ async fn wait_ready(client: &mut AiWorkerClient<Channel>, id: &str) {
 }
 
 /// The statistics next to what they summarise, recomputed from the chunks themselves.
-async fn statistics_match_the_chunks(db: &TestDatabase) -> (i64, i64) {
+async fn statistics_match_the_chunks(db: &TestDatabase) -> (i64, i64, i64) {
     let mut conn = db.connect().await;
     let row = sqlx::query(
         "SELECT \
@@ -179,12 +243,28 @@ async fn statistics_match_the_chunks(db: &TestDatabase) -> (i64, i64) {
               UNION ALL \
               (SELECT c.collection_id, l, count(*) FROM worker.chunks c, \
                    unnest(tsvector_to_array(c.tsv)) l GROUP BY 1, 2 \
-               EXCEPT SELECT collection_id, lexeme, chunks FROM worker.keyword_terms)) d) AS terms_diff",
+               EXCEPT SELECT collection_id, lexeme, chunks FROM worker.keyword_terms)) d) AS terms_diff, \
+           (SELECT count(*) FROM ( \
+              (SELECT asset_id, collection_id, chunks, length FROM worker.keyword_documents \
+               EXCEPT SELECT asset_id, collection_id, count(*), sum(keyword_length) \
+                   FROM worker.chunks GROUP BY 1, 2) \
+              UNION ALL \
+              (SELECT asset_id, collection_id, count(*), sum(keyword_length) \
+                   FROM worker.chunks GROUP BY 1, 2 \
+               EXCEPT SELECT asset_id, collection_id, chunks, length FROM worker.keyword_documents) \
+              UNION ALL \
+              (SELECT collection_id, NULL::uuid, documents, NULL::bigint FROM worker.keyword_stats WHERE chunks > 0 \
+               EXCEPT SELECT collection_id, NULL::uuid, count(DISTINCT asset_id), NULL::bigint \
+                   FROM worker.chunks GROUP BY 1)) d) AS documents_diff",
     )
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    (row.get("stats_diff"), row.get("terms_diff"))
+    (
+        row.get("stats_diff"),
+        row.get("terms_diff"),
+        row.get("documents_diff"),
+    )
 }
 
 #[tokio::test]
@@ -195,7 +275,7 @@ async fn term_statistics_stay_exact_through_ingestion_reprocessing_and_deletion(
         ("sampling.txt", SAMPLING),
     ])
     .await;
-    assert_eq!(statistics_match_the_chunks(&lib.db).await, (0, 0));
+    assert_eq!(statistics_match_the_chunks(&lib.db).await, (0, 0, 0));
     let mut conn = lib.db.connect().await;
     let okapi: i64 =
         sqlx::query_scalar("SELECT chunks FROM worker.keyword_terms WHERE lexeme = 'okapi'")
@@ -210,7 +290,7 @@ async fn term_statistics_stay_exact_through_ingestion_reprocessing_and_deletion(
         })
         .await
         .unwrap();
-    assert_eq!(statistics_match_the_chunks(&lib.db).await, (0, 0));
+    assert_eq!(statistics_match_the_chunks(&lib.db).await, (0, 0, 0));
     let gone: i64 =
         sqlx::query_scalar("SELECT count(*) FROM worker.keyword_terms WHERE lexeme = 'okapi'")
             .fetch_one(&mut conn)
@@ -226,6 +306,6 @@ async fn term_statistics_stay_exact_through_ingestion_reprocessing_and_deletion(
         .await
         .unwrap();
     wait_ready(&mut lib.client, &lib.ids[1]).await;
-    assert_eq!(statistics_match_the_chunks(&lib.db).await, (0, 0));
+    assert_eq!(statistics_match_the_chunks(&lib.db).await, (0, 0, 0));
     lib.worker.stop().await;
 }

@@ -217,6 +217,18 @@ async fn bm25_sweep(db: &TestDatabase, ingested: &[(&str, Vec<Document>, Vec<Str
             title_weight: 3.0,
             ..base
         },
+        Bm25 {
+            document_weight: 0.0,
+            ..base
+        },
+        Bm25 {
+            document_weight: 0.4,
+            ..base
+        },
+        Bm25 {
+            document_weight: 0.8,
+            ..base
+        },
     ];
     for bm25 in variants {
         let mut config =
@@ -227,8 +239,8 @@ async fn bm25_sweep(db: &TestDatabase, ingested: &[(&str, Vec<Document>, Vec<Str
         let http = gateway.client();
         let url = gateway.url("/api/v1/search");
         let mut line = format!(
-            "eval: bm25 sweep k1 {:.1} b {:.2} title {:.1}:",
-            bm25.k1, bm25.b, bm25.title_weight
+            "eval: bm25 sweep k1 {:.1} b {:.2} title {:.1} document {:.1}:",
+            bm25.k1, bm25.b, bm25.title_weight, bm25.document_weight
         );
         for (name, docs, ids, scope) in ingested {
             let mut extra = scope.clone();

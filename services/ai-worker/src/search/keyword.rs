@@ -7,7 +7,12 @@
 //!   statistics (`keyword_terms`, kept exact by triggers on every insert and delete), term
 //!   frequency with saturation, length normalised by the collection's average chunk length; a
 //!   term in the title (file name or heading path, weight A in `tsv`) counts `TITLE_WEIGHT`
-//!   times.
+//!   times;
+//! - the chunk's BM25 is blended with its document's: the same sum with term frequencies added
+//!   up over the document's matching chunks and length normalised by the document's length
+//!   against the collection's average (`keyword_documents`, kept by the same triggers). A
+//!   section that covers the question across its passages then outranks a passage elsewhere
+//!   that mentions each word once (`Bm25::document_weight`).
 //!
 //! Row-level security applies to the chunks and to the statistics alike.
 
@@ -99,11 +104,17 @@ pub struct Bm25 {
     #[arg(long = "bm25-title-weight", env = "THINKBANK_BM25_TITLE_WEIGHT",
           default_value_t = DEFAULT_TITLE_WEIGHT)]
     pub title_weight: f64,
+    /// Share of a chunk's score that comes from its document's BM25 (0: the chunk alone; 1:
+    /// the document alone); the rest is the chunk's own BM25.
+    #[arg(long = "bm25-document-weight", env = "THINKBANK_BM25_DOCUMENT_WEIGHT",
+          default_value_t = DEFAULT_DOCUMENT_WEIGHT)]
+    pub document_weight: f64,
 }
 
 pub const DEFAULT_K1: f64 = 1.2;
 pub const DEFAULT_B: f64 = 0.75;
 pub const DEFAULT_TITLE_WEIGHT: f64 = 2.0;
+pub const DEFAULT_DOCUMENT_WEIGHT: f64 = 0.6;
 
 impl Default for Bm25 {
     fn default() -> Self {
@@ -111,6 +122,7 @@ impl Default for Bm25 {
             k1: DEFAULT_K1,
             b: DEFAULT_B,
             title_weight: DEFAULT_TITLE_WEIGHT,
+            document_weight: DEFAULT_DOCUMENT_WEIGHT,
         }
     }
 }
@@ -136,7 +148,9 @@ async fn run(
         "WITH q AS MATERIALIZED ( \
              SELECT col.id AS collection_id, col.text_search_config AS cfg, \
                  coalesce(s.chunks, 0)::float8 AS n, \
-                 greatest(coalesce(s.total_length::float8 / nullif(s.chunks, 0), 1), 1) AS avgdl \
+                 greatest(coalesce(s.total_length::float8 / nullif(s.chunks, 0), 1), 1) AS avgdl, \
+                 greatest(coalesce(s.total_length::float8 / nullif(s.documents, 0), 1), 1) \
+                     AS avgdoc \
              FROM worker.collections col \
              LEFT JOIN worker.keyword_stats s ON s.collection_id = col.id \
              WHERE col.tenant_id = ",
@@ -197,43 +211,29 @@ async fn run(
     }
     qb.push(
         "scope AS ( \
-             SELECT cand.collection_id, cand.tsq, q.avgdl, \
+             SELECT cand.collection_id, cand.tsq, q.avgdl, q.avgdoc, \
                  coalesce((SELECT array_agg(t.lexeme) FROM terms t \
                            WHERE t.collection_id = cand.collection_id), '{}') AS lexemes, \
                  (SELECT sum(t.idf) FROM terms t \
                   WHERE t.collection_id = cand.collection_id) AS idf_total \
              FROM cand JOIN q ON q.collection_id = cand.collection_id \
              WHERE numnode(cand.tsq) > 0 \
-         ) \
-         SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
-             c.text, bm.score, c.chunk_index, c.char_start, c.char_end, c.headings, c.page, \
-             bm.coverage AS keyword_coverage \
-         FROM scope CROSS JOIN LATERAL ( \
-             SELECT c.id, c.asset_id, c.collection_id, c.text, c.tsv, c.keyword_length, \
-                 c.chunk_index, c.char_start, c.char_end, c.headings, c.page \
-             FROM worker.chunks c \
-             WHERE c.collection_id = scope.collection_id AND c.tsv @@ scope.tsq AND c.tenant_id = ",
+         ), matches AS MATERIALIZED ( \
+             SELECT c.id, c.asset_id, c.collection_id, c.keyword_length, f.lexeme, f.tf \
+             FROM scope CROSS JOIN LATERAL ( \
+                 SELECT c.id, c.asset_id, c.collection_id, c.tsv, c.keyword_length \
+                 FROM worker.chunks c JOIN worker.assets a ON a.id = c.asset_id \
+                 WHERE c.collection_id = scope.collection_id AND c.tsv @@ scope.tsq \
+                     AND c.tenant_id = ",
     );
     qb.push_bind(tenant.id);
+    filters.push(&mut qb, "c");
     // `OFFSET 0` keeps the lateral query from being merged into the outer one: planned
     // alone, the collection's tsquery is a parameter and the GIN index answers `@@`.
-    // Scoring reads only the query's lexemes out of each candidate's tsvector: `setweight`
-    // marks them B (no stored position has B) and `ts_filter` keeps the marked ones, once
-    // over the whole vector and once over its title part (weight A).
-    qb.push(" OFFSET 0) c CROSS JOIN LATERAL ( SELECT coalesce(sum(t.idf * f.tf * ")
-        .push_bind(bm25.k1 + 1.0)
-        .push(" / (f.tf + ")
-        .push_bind(bm25.k1)
-        .push(" * (1 - ")
-        .push_bind(bm25.b)
-        .push(" + ")
-        .push_bind(bm25.b)
-        .push(
-            " * c.keyword_length / scope.avgdl))), 0)::float8 AS score, \
-                 (coalesce(sum(t.idf), 0) / nullif(scope.idf_total, 0))::float8 AS coverage \
-             FROM ( \
-                 SELECT m.lexeme, array_length(m.positions, 1) + ",
-        )
+    // Term frequencies read only the query's lexemes out of each candidate's tsvector:
+    // `setweight` marks them B (no stored position has B) and `ts_filter` keeps the marked
+    // ones, once over the whole vector and once over its title part (weight A).
+    qb.push(" OFFSET 0) c CROSS JOIN LATERAL ( SELECT m.lexeme, array_length(m.positions, 1) + ")
         .push_bind(bm25.title_weight - 1.0)
         .push(
             " * coalesce(array_length(h.positions, 1), 0) AS tf \
@@ -242,15 +242,72 @@ async fn run(
                      setweight(ts_filter(c.tsv, '{a}'), 'B', scope.lexemes), '{b}')) h \
                      USING (lexeme) \
              ) f \
-             JOIN terms t ON t.collection_id = c.collection_id AND t.lexeme = f.lexeme \
-         ) bm \
-         JOIN worker.assets a ON a.id = c.asset_id \
-         WHERE true",
+         ), chunk_scores AS ( \
+             SELECT m.id, m.asset_id, ",
         );
-    filters.push(&mut qb, "c");
-    qb.push(" ORDER BY bm.score DESC, c.id LIMIT ")
+    push_saturation(&mut qb, bm25, "m.tf", "m.keyword_length / scope.avgdl");
+    qb.push(
+        " AS score, (sum(t.idf) / nullif(min(scope.idf_total), 0))::float8 AS coverage \
+             FROM matches m \
+             JOIN terms t ON t.collection_id = m.collection_id AND t.lexeme = m.lexeme \
+             JOIN scope ON scope.collection_id = m.collection_id \
+             GROUP BY m.id, m.asset_id \
+         ), document_scores AS ( \
+             SELECT d.asset_id, ",
+    );
+    push_saturation(&mut qb, bm25, "d.tf", "kd.length / scope.avgdoc");
+    qb.push(
+        " AS score \
+             FROM (SELECT asset_id, collection_id, lexeme, sum(tf) AS tf FROM matches \
+                   GROUP BY asset_id, collection_id, lexeme) d \
+             JOIN terms t ON t.collection_id = d.collection_id AND t.lexeme = d.lexeme \
+             JOIN scope ON scope.collection_id = d.collection_id \
+             JOIN worker.keyword_documents kd ON kd.asset_id = d.asset_id \
+             GROUP BY d.asset_id \
+         ), best AS ( \
+             SELECT cs.id, cs.coverage, \
+                 (1 - ",
+    );
+    // Both parts are BM25 over the same terms and IDFs, so they share a scale: the blend stays
+    // a BM25 score (what `min_score` and `explain` speak of).
+    qb.push_bind(bm25.document_weight)
+        .push(") * cs.score + ")
+        .push_bind(bm25.document_weight)
+        .push(
+            " * coalesce(ds.score, 0) AS score \
+             FROM chunk_scores cs LEFT JOIN document_scores ds ON ds.asset_id = cs.asset_id \
+             ORDER BY score DESC, cs.id LIMIT ",
+        )
         .push_bind(i64::try_from(depth).unwrap_or(i64::MAX));
+    qb.push(
+        " ) \
+         SELECT c.id AS chunk_id, c.asset_id, c.collection_id, a.filename, a.media_type, \
+             c.text, coalesce(best.score, 0)::float8 AS score, c.chunk_index, c.char_start, \
+             c.char_end, c.headings, c.page, best.coverage AS keyword_coverage \
+         FROM best JOIN worker.chunks c ON c.id = best.id \
+         JOIN worker.assets a ON a.id = c.asset_id \
+         ORDER BY best.score DESC, c.id",
+    );
     Ok(qb.build_query_as::<Hit>().fetch_all(conn).await?)
+}
+
+/// Pushes BM25's sum over the query terms `t` (with `idf`) of the saturated term frequency
+/// `tf` at relative length `relative_length` (the text's length over the average).
+fn push_saturation(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    bm25: Bm25,
+    tf: &str,
+    relative_length: &str,
+) {
+    qb.push(format_args!("coalesce(sum(t.idf * {tf} * "))
+        .push_bind(bm25.k1 + 1.0)
+        .push(format_args!(" / ({tf} + "))
+        .push_bind(bm25.k1)
+        .push(" * (1 - ")
+        .push_bind(bm25.b)
+        .push(" + ")
+        .push_bind(bm25.b)
+        .push(format_args!(" * {relative_length}))), 0)::float8"));
 }
 
 /// Fills `snippet` for the `hits` that have none yet: the chunk text with the query's terms
