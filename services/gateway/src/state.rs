@@ -28,6 +28,8 @@ pub struct AppState {
     pub health: HealthClient<Channel>,
     /// The identity store; also checked by /readyz.
     pub database: PgPool,
+    /// The audit chain: the same pool and the key that links the entries.
+    pub audit: crate::audit::AuditLog,
     pub tokens: Tokens,
     pub external_idp: Option<Arc<ExternalIdp>>,
     pub limiter: Limiter,
@@ -68,6 +70,10 @@ impl AppState {
             .acquire_timeout(Duration::from_secs(2))
             .connect_lazy(&config.database_url)
             .context("invalid THINKBANK_DATABASE_URL")?;
+        let audit = crate::audit::AuditLog {
+            pool: database.clone(),
+            key: config.audit_key()?,
+        };
         let secret = match &config.jwt_secret {
             Some(secret) if secret.len() >= 32 => secret.as_bytes().to_vec(),
             Some(_) => anyhow::bail!("THINKBANK_JWT_SECRET must be at least 32 bytes"),
@@ -100,6 +106,7 @@ impl AppState {
             worker,
             health: HealthClient::new(channel),
             database,
+            audit,
             tokens,
             external_idp,
             limiter,

@@ -105,6 +105,30 @@ impl Principal {
         }
     }
 
+    /// Whether this caller reaches every collection `scope` reaches (`None`: the whole
+    /// tenant). A scoped caller may only grant, revoke or change what it covers, so it can
+    /// never hand out or take away more than it holds.
+    pub fn covers(&self, scope: Option<&[Uuid]>) -> bool {
+        match (&self.collections, scope) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(own), Some(scope)) => scope.iter().all(|c| own.contains(c)),
+        }
+    }
+
+    /// 403 unless the caller is an admin of its whole tenant (limited to no collection).
+    /// Users and new collections reach the whole tenant, so only such an admin manages them.
+    pub fn require_tenant_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin && self.collections.is_none() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "only an admin of the whole tenant (limited to no collection) may do this",
+            ))
+        }
+    }
+
     /// A short, loggable name of the caller, e.g. `key:3f0c…` or `user:alice`.
     pub fn actor(&self) -> String {
         match &self.subject {

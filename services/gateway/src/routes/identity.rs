@@ -49,7 +49,7 @@ pub async fn login(
         Ok(user) => {
             let issued = state.tokens.issue(&state.database, &user).await?;
             audit::record(
-                &state.database,
+                &state.audit,
                 audit::Event {
                     tenant_id: user.tenant_id,
                     actor: &format!("user:{}", user.username),
@@ -64,7 +64,7 @@ pub async fn login(
         Err(error) => {
             if error.code == ErrorCode::Unauthenticated {
                 audit::record(
-                    &state.database,
+                    &state.audit,
                     audit::Event {
                         tenant_id: crate::DEFAULT_TENANT_ID,
                         actor: "anonymous",
@@ -180,6 +180,8 @@ pub async fn register(
                     "only admins add users to a tenant",
                 ));
             }
+            // A user reaches the whole tenant: a collection-scoped admin may not make one.
+            admin.require_tenant_admin()?;
             let role = body.role.unwrap_or(Role::Reader);
             let user = users::create(
                 &state.database,
@@ -225,7 +227,7 @@ pub async fn register(
 
 pub async fn audit_user_created(state: &AppState, actor: &str, user: &users::UserRow) {
     audit::record(
-        &state.database,
+        &state.audit,
         audit::Event {
             tenant_id: user.tenant_id,
             actor,
