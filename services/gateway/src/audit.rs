@@ -199,11 +199,9 @@ async fn lock_and_read_last(
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('thinkbank.audit_log'))")
         .execute(&mut **tx)
         .await?;
-    sqlx::query_as(
-        "SELECT seq, entry_hash, keyed FROM gateway.audit_log ORDER BY seq DESC LIMIT 1",
-    )
-    .fetch_optional(&mut **tx)
-    .await
+    sqlx::query_as("SELECT seq, entry_hash, keyed FROM gateway.audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await
 }
 
 async fn insert(

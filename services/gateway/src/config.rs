@@ -167,12 +167,14 @@ impl Config {
     pub fn audit_key(&self) -> anyhow::Result<Option<crate::audit::AuditKey>> {
         use anyhow::Context as _;
         let text = match (&self.audit_key, &self.audit_key_file) {
-            (Some(_), Some(_)) => anyhow::bail!(
-                "set THINKBANK_AUDIT_KEY or THINKBANK_AUDIT_KEY_FILE, not both"
-            ),
+            (Some(_), Some(_)) => {
+                anyhow::bail!("set THINKBANK_AUDIT_KEY or THINKBANK_AUDIT_KEY_FILE, not both")
+            }
             (Some(key), None) => key.clone(),
             (None, Some(path)) => std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read THINKBANK_AUDIT_KEY_FILE {}", path.display()))?
+                .with_context(|| {
+                    format!("cannot read THINKBANK_AUDIT_KEY_FILE {}", path.display())
+                })?
                 .trim_end()
                 .to_owned(),
             (None, None) if self.insecure_no_audit_key => {

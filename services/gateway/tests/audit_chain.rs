@@ -138,9 +138,11 @@ async fn entries_from_before_the_key_are_sealed_by_the_first_keyed_entry() {
     old.stop().await;
 
     // The keyed gateway seals them at start: its first entry is keyed and links to them.
-    let gateway =
-        spawn_gateway_with(thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone()))
-            .await;
+    let gateway = spawn_gateway_with(thinkbank_gateway::Config::for_worker(
+        worker.url(),
+        db.url.clone(),
+    ))
+    .await;
     let mut sealed = verify(&gateway).await;
     for _ in 0..50 {
         if sealed["keyed_from_seq"] == 3 {
@@ -173,7 +175,10 @@ async fn entries_from_before_the_key_are_sealed_by_the_first_keyed_entry() {
 
 #[tokio::test]
 async fn without_an_audit_key_or_the_insecure_flag_the_gateway_refuses_to_start() {
-    let url = with_database(&thinkbank_testkit::required_env("THINKBANK_TEST_DATABASE_URL"), "x");
+    let url = with_database(
+        &thinkbank_testkit::required_env("THINKBANK_TEST_DATABASE_URL"),
+        "x",
+    );
     let mut config = thinkbank_gateway::Config::for_worker("http://127.0.0.1:1", url);
     config.bootstrap_admin_key = None;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -194,11 +199,7 @@ async fn without_an_audit_key_or_the_insecure_flag_the_gateway_refuses_to_start(
     // A key too short to be a secret is refused as well.
     config.audit_key = Some("short".into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let outcome = thinkbank_gateway::run(
-        config,
-        listener,
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await;
+    let outcome =
+        thinkbank_gateway::run(config, listener, tokio_util::sync::CancellationToken::new()).await;
     assert!(format!("{:#}", outcome.unwrap_err()).contains("at least 32 bytes"));
 }

@@ -100,16 +100,16 @@ async fn a_collection_scoped_admin_cannot_grant_revoke_or_act_beyond_its_collect
     let refused = [
         (
             "create an admin user",
-            scoped
-                .post(url("/api/v1/users"))
-                .json(&json!({"username": "mallory", "password": "mallory's long password",
-                              "role": "admin"})),
+            scoped.post(url("/api/v1/users")).json(
+                &json!({"username": "mallory", "password": "mallory's long password",
+                              "role": "admin"}),
+            ),
         ),
         (
             "create a reader user",
-            scoped.post(url("/api/v1/users")).json(
-                &json!({"username": "mallory2", "password": "mallory's long password"}),
-            ),
+            scoped
+                .post(url("/api/v1/users"))
+                .json(&json!({"username": "mallory2", "password": "mallory's long password"})),
         ),
         (
             "register a user",
@@ -125,8 +125,14 @@ async fn a_collection_scoped_admin_cannot_grant_revoke_or_act_beyond_its_collect
                 .patch(url(&format!("/api/v1/users/{carol}")))
                 .json(&json!({"role": "admin"})),
         ),
-        ("read the tenant's audit log", scoped.get(url("/api/v1/audit"))),
-        ("verify the audit chain", scoped.get(url("/api/v1/audit/verify"))),
+        (
+            "read the tenant's audit log",
+            scoped.get(url("/api/v1/audit")),
+        ),
+        (
+            "verify the audit chain",
+            scoped.get(url("/api/v1/audit/verify")),
+        ),
         ("list tenants", scoped.get(url("/api/v1/tenants"))),
         (
             "create a tenant",
@@ -136,9 +142,9 @@ async fn a_collection_scoped_admin_cannot_grant_revoke_or_act_beyond_its_collect
         ),
         (
             "mint a key for another collection",
-            scoped.post(url("/api/v1/keys")).json(
-                &json!({"name": "x", "role": "admin", "collection_ids": [default_id]}),
-            ),
+            scoped
+                .post(url("/api/v1/keys"))
+                .json(&json!({"name": "x", "role": "admin", "collection_ids": [default_id]})),
         ),
         (
             "mint a key for its own and another collection",
@@ -218,7 +224,11 @@ async fn a_collection_scoped_admin_cannot_grant_revoke_or_act_beyond_its_collect
     // Within its collections it still administers: it mints (at most its own scope), lists
     // and revokes keys there.
     let (child_key, child_id) = created(
-        new_key(scoped.clone(), json!({"name": "team bot", "role": "editor"})).await,
+        new_key(
+            scoped.clone(),
+            json!({"name": "team bot", "role": "editor"}),
+        )
+        .await,
     )
     .await;
     let listed = json_of(scoped.get(url("/api/v1/keys")).send().await.unwrap()).await;
