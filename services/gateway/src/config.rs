@@ -108,6 +108,20 @@ pub struct Config {
     #[command(flatten)]
     pub limits: crate::limits::LimitSettings,
 
+    #[command(flatten)]
+    pub login: crate::auth::login_throttle::LoginSettings,
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses or CIDR
+    /// blocks, e.g. `10.0.0.0/8,fd00::/8`). The client is the rightmost forwarded address that
+    /// is not one of them. Empty: the TCP peer is the client (the header is ignored).
+    #[arg(long, env = "THINKBANK_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::client_addr::Cidr>,
+
+    /// Seconds an anonymous `GET /readyz` reuses the last probe of the dependencies, so a
+    /// flood of probes costs one round of checks per interval (operators always probe anew).
+    #[arg(long, env = "THINKBANK_READY_CACHE_SECS", default_value_t = 5)]
+    pub ready_cache_secs: u64,
+
     /// Origins allowed to call the API from a browser (comma-separated, e.g.
     /// `https://app.example.com`); empty: same-origin only.
     #[arg(
@@ -222,6 +236,9 @@ impl Config {
             oidc_role_claim: "thinkbank_role".into(),
             metrics_token: None,
             limits: crate::limits::LimitSettings::default(),
+            login: crate::auth::login_throttle::LoginSettings::default(),
+            trusted_proxies: Vec::new(),
+            ready_cache_secs: 5,
             cors_origins: Vec::new(),
             hsts: false,
             request_timeout_secs: 60,

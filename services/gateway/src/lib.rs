@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod client_addr;
 pub mod config;
 pub mod edge;
 pub mod error;

@@ -33,6 +33,10 @@ pub struct AppState {
     pub tokens: Tokens,
     pub external_idp: Option<Arc<ExternalIdp>>,
     pub limiter: Limiter,
+    /// Failed sign-ins per account name (see `auth::login_throttle`).
+    pub login_throttle: Arc<crate::auth::login_throttle::LoginThrottle>,
+    /// The last probe of `/readyz`'s dependencies (see `routes::health`).
+    pub readiness: Arc<crate::routes::health::ReadinessCache>,
     /// Authenticated API keys (see `auth::key_cache`).
     pub key_cache: Arc<KeyCache>,
     pub config: std::sync::Arc<Config>,
@@ -110,6 +114,10 @@ impl AppState {
             tokens,
             external_idp,
             limiter,
+            login_throttle: Arc::new(crate::auth::login_throttle::LoginThrottle::new(
+                config.login.clone(),
+            )),
+            readiness: Arc::default(),
             key_cache: Arc::default(),
             config: std::sync::Arc::new(config),
             shutdown,
