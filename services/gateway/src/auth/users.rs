@@ -83,6 +83,17 @@ pub async fn create(
 /// Longest tenant name or id a sign-in may name (tenant names have at most 100 characters).
 const MAX_TENANT_CHARS: usize = 100;
 
+/// Whether an account could have this name in this tenant: anything else is never looked up
+/// (nor counted by the sign-in throttle, whose memory it would fill).
+pub fn could_exist(tenant: Option<&str>, username: &str) -> bool {
+    validate_username(username).is_ok() && tenant.is_none_or(tenant_could_exist)
+}
+
+/// Whether `tenant` could name a tenant (by name or id).
+pub fn tenant_could_exist(tenant: &str) -> bool {
+    tenant.chars().count() <= MAX_TENANT_CHARS
+}
+
 /// The active user with this name and password, in the tenant named by `tenant` (its name or
 /// id) or, without one, among the accounts that sign in without a tenant (see the module
 /// comment). The same error for every failure, so the answer reveals neither which usernames
@@ -96,8 +107,7 @@ pub async fn authenticate(
     // A name no user can have is not looked up (a megabyte of it would cost the database a
     // round trip for nothing).
     let found: Option<(String, Uuid)> = match tenant {
-        _ if validate_username(username).is_err() => None,
-        Some(tenant) if tenant.chars().count() > MAX_TENANT_CHARS => None,
+        _ if !could_exist(tenant, username) => None,
         Some(tenant) => sqlx::query_as(
             "SELECT u.password_hash, u.id FROM gateway.users u \
              JOIN worker.tenants t ON t.id = u.tenant_id \

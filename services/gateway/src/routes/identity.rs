@@ -61,9 +61,8 @@ pub async fn login(
         .filter(|t| !t.is_empty());
     // Names no account can have are not counted (they are never looked up, and a megabyte of
     // one must not become a megabyte of throttle state); the per-address limit covers them.
-    let throttled = users::validate_username(&body.username)
-        .is_ok()
-        .then(|| throttle_key(tenant, &body.username));
+    let throttled =
+        users::could_exist(tenant, &body.username).then(|| throttle_key(tenant, &body.username));
     if let Some(key) = &throttled
         && let Err(retry_after) = state.login_throttle.check(key)
     {
@@ -109,8 +108,12 @@ pub async fn login(
                             Ok(()) => format!("username:{}", body.username),
                             Err(_) => format!("username:(invalid, {} bytes)", body.username.len()),
                         },
+                        // Like the name, a tenant no sign-in could name is recorded by size.
                         details: match tenant {
-                            Some(tenant) => serde_json::json!({"tenant": tenant}),
+                            Some(t) if users::tenant_could_exist(t) => {
+                                serde_json::json!({"tenant": t})
+                            }
+                            Some(t) => serde_json::json!({"tenant_bytes": t.len()}),
                             None => serde_json::json!({}),
                         },
                     },
