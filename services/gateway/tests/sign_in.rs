@@ -1,6 +1,7 @@
 //! Signing in cannot be used to enumerate or brute-force accounts, nor the public readiness
 //! page to make the platform work: usernames are per tenant (issue 22, item 5); sign-in
-//! attempts are limited per forwarded client behind trusted proxies and per account name;
+//! attempts are limited per forwarded client behind trusted proxies and per account name
+//! (also against concurrent bursts);
 //! invalid credentials are limited per address before any lookup; anonymous `/readyz` shares
 //! one cached probe and shows no details (item 10). Real gateway, worker and PostgreSQL.
 #![expect(clippy::unwrap_used, reason = "tests fail loudly at the broken step")]
@@ -219,6 +220,30 @@ async fn failed_sign_ins_lock_an_account_name_whether_or_not_it_exists() {
     assert_eq!(
         refusals[0].replace(char::is_numeric, ""),
         refusals[1].replace(char::is_numeric, "")
+    );
+    // A burst of concurrent guesses cannot outrun the lock: attempts still being checked
+    // count, so at most the allowed failures are ever tried.
+    let burst = (0..10).map(|_| {
+        login(
+            &gateway,
+            json!({"username": "burst-target", "password": "a wrong guess!!"}),
+        )
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(burst)
+        .await
+        .iter()
+        .map(reqwest::Response::status)
+        .collect();
+    let tried = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert!((1..=3).contains(&tried), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
     );
     // The lock is the name's alone.
     let other = login(

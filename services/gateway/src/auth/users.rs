@@ -75,7 +75,7 @@ pub async fn create(
     inserted.ok_or_else(|| {
         ApiError::new(
             ErrorCode::AlreadyExists,
-            format!("username '{username}' is taken in this tenant"),
+            format!("username '{username}' is taken"),
         )
     })
 }

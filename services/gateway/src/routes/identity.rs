@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     audit,
-    auth::{self, Principal, Role, Subject, tokens::IssuedTokens, users},
+    auth::{self, Principal, Role, Subject, login_throttle, tokens::IssuedTokens, users},
     error::{ApiError, ApiResult},
     openapi::responses::{
         BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized, Unavailable,
@@ -61,20 +61,24 @@ pub async fn login(
         .filter(|t| !t.is_empty());
     // Names no account can have are not counted (they are never looked up, and a megabyte of
     // one must not become a megabyte of throttle state); the per-address limit covers them.
-    let throttled =
-        users::could_exist(tenant, &body.username).then(|| throttle_key(tenant, &body.username));
-    if let Some(key) = &throttled
-        && let Err(retry_after) = state.login_throttle.check(key)
-    {
-        return Err(crate::error::too_many_requests(
-            format!("too many failed sign-ins for this account name; retry in {retry_after} s"),
-            retry_after,
-        ));
-    }
+    let attempt = match users::could_exist(tenant, &body.username).then(|| {
+        state
+            .login_throttle
+            .begin(&throttle_key(tenant, &body.username))
+    }) {
+        None => None,
+        Some(Ok(attempt)) => Some(attempt),
+        Some(Err(retry_after)) => {
+            return Err(crate::error::too_many_requests(
+                format!("too many failed sign-ins for this account name; retry in {retry_after} s"),
+                retry_after,
+            ));
+        }
+    };
     match users::authenticate(&state.database, tenant, &body.username, body.password).await {
         Ok(user) => {
-            if let Some(key) = &throttled {
-                state.login_throttle.succeeded(key);
+            if let Some(attempt) = attempt {
+                attempt.succeeded();
             }
             let issued = state.tokens.issue(&state.database, &user).await?;
             audit::record(
@@ -92,9 +96,7 @@ pub async fn login(
         }
         Err(error) => {
             if error.code == ErrorCode::Unauthenticated {
-                if let Some(key) = &throttled
-                    && let Some(locked) = state.login_throttle.failed(key)
-                {
+                if let Some(locked) = attempt.and_then(login_throttle::Attempt::failed) {
                     tracing::warn!(locked_secs = locked, "sign-in locked for an account name");
                 }
                 audit::record(
