@@ -65,6 +65,29 @@ impl Cidr {
     }
 }
 
+/// The trusted reverse proxies: a comma-separated list of addresses and blocks (empty: none,
+/// so an empty `THINKBANK_TRUSTED_PROXIES` is the same as an unset one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+impl TrustedProxies {
+    fn contains(&self, address: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(address))
+    }
+}
+
 /// One `X-Forwarded-For` entry: an address, possibly with a port (`[::1]:80`, `1.2.3.4:5`).
 fn parse_hop(entry: &str) -> Option<IpAddr> {
     let entry = entry.trim();
@@ -78,9 +101,9 @@ fn parse_hop(entry: &str) -> Option<IpAddr> {
 /// The client's address: the peer, or, when the peer is a trusted proxy, the rightmost
 /// `X-Forwarded-For` hop that is not one. An entry that is not an address ends the walk at
 /// the last trusted hop (a proxy that forwards garbage is counted as the client).
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     let peer = peer.to_canonical();
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    let is_trusted = |ip: IpAddr| trusted.contains(ip);
     if !is_trusted(peer) {
         return peer;
     }
@@ -122,10 +145,8 @@ mod tests {
         text.parse().unwrap_or_else(|_| unreachable!())
     }
 
-    fn cidrs(list: &[&str]) -> Vec<Cidr> {
-        list.iter()
-            .map(|c| c.parse().unwrap_or_else(|e| panic!("{e}")))
-            .collect()
+    fn proxies(list: &str) -> TrustedProxies {
+        list.parse().unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
@@ -145,7 +166,7 @@ mod tests {
 
     #[test]
     fn forwarded_for_counts_only_from_trusted_proxies_and_from_the_right() {
-        let trusted = cidrs(&["10.0.0.0/8"]);
+        let trusted = proxies(" 10.0.0.0/8 ,");
         // An untrusted peer's header is its own claim.
         let spoofed = headers(&["1.2.3.4"]);
         assert_eq!(
@@ -177,6 +198,10 @@ mod tests {
             ip("10.0.0.2")
         );
         // No trusted proxies configured: the peer, always.
-        assert_eq!(client_ip(ip("10.0.0.2"), &one, &[]), ip("10.0.0.2"));
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &one, &proxies("")),
+            ip("10.0.0.2")
+        );
+        assert!("10.0.0.0/8,bogus".parse::<TrustedProxies>().is_err());
     }
 }

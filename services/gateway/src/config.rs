@@ -114,8 +114,8 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses or CIDR
     /// blocks, e.g. `10.0.0.0/8,fd00::/8`). The client is the rightmost forwarded address that
     /// is not one of them. Empty: the TCP peer is the client (the header is ignored).
-    #[arg(long, env = "THINKBANK_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<crate::client_addr::Cidr>,
+    #[arg(long, env = "THINKBANK_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
 
     /// Seconds an anonymous `GET /readyz` reuses the last probe of the dependencies, so a
     /// flood of probes costs one round of checks per interval (operators always probe anew).
@@ -237,7 +237,7 @@ impl Config {
             metrics_token: None,
             limits: crate::limits::LimitSettings::default(),
             login: crate::auth::login_throttle::LoginSettings::default(),
-            trusted_proxies: Vec::new(),
+            trusted_proxies: crate::client_addr::TrustedProxies::default(),
             ready_cache_secs: 5,
             cors_origins: Vec::new(),
             hsts: false,

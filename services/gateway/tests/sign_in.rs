@@ -261,11 +261,7 @@ async fn behind_a_trusted_proxy_sign_in_attempts_count_per_forwarded_client() {
     let gateway_with = |trusted: &str| {
         let mut config = thinkbank_gateway::Config::for_worker(worker.url(), db.url.clone());
         config.limits.auth_per_min = 3;
-        config.trusted_proxies = if trusted.is_empty() {
-            Vec::new()
-        } else {
-            vec![trusted.parse().unwrap()]
-        };
+        config.trusted_proxies = trusted.parse().unwrap();
         spawn_gateway_with(config)
     };
     let attempt = |n: usize| json!({"username": format!("user{n}"), "password": "a wrong guess!!"});
@@ -309,7 +305,7 @@ async fn behind_a_trusted_proxy_sign_in_attempts_count_per_forwarded_client() {
 async fn invalid_credentials_are_limited_per_address_before_any_lookup() {
     let (_db, _worker, gateway) = stack(|c| {
         c.limits.invalid_credentials_per_min = 5;
-        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.trusted_proxies = "127.0.0.1".parse().unwrap();
     })
     .await;
     let from = |address: &str, key: &str| {
