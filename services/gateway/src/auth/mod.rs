@@ -2,6 +2,10 @@
 //! the sign-in endpoints) needs `Authorization: Bearer <token>`, where the token is an API key
 //! (`tb_…`), a JWT this gateway issued at login, or a JWT of an external identity provider.
 //!
+//! Credentials are judged per client address too: refused ones count against
+//! `THINKBANK_RATE_LIMIT_INVALID_CREDENTIALS_PER_MIN`, past which the address gets 429 before
+//! any lookup (`resolve_from`).
+//!
 //! The resolved `Principal` is kept for the request's duration in a task-local, which the
 //! worker client reads to tell the worker which tenant (and collections) a call acts for;
 //! a worker call made outside a request therefore fails instead of acting for nobody.
