@@ -178,6 +178,18 @@ def check_compose_text(text: str, report: Report) -> dict[str, str]:
         )
 
     if "gateway" in blocks:
+        # The gateway refuses to start without an audit key; compose gives it one and never
+        # opts out (an unkeyed chain can be rewritten by whoever owns the database).
+        gateway = "\n".join(blocks["gateway"])
+        report.check(
+            re.search(r"^\s+THINKBANK_AUDIT_KEY:\s*\S", gateway, re.M) is not None,
+            f"{COMPOSE_FILE}: `gateway` sets no THINKBANK_AUDIT_KEY "
+            "(it refuses to start without one)",
+        )
+        report.check(
+            "THINKBANK_INSECURE_NO_AUDIT_KEY" not in gateway,
+            f"{COMPOSE_FILE}: `gateway` must not run with an unkeyed audit chain",
+        )
         ports = key_items(blocks["gateway"], "ports") or []
         mapped = [published(p) for p in ports]
         report.check(

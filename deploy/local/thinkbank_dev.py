@@ -701,25 +701,34 @@ def random_token(alphabet: str, length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+def write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def local_secrets() -> Tuple[Dict[str, str], bool]:
     """The installation's secrets, made once and kept in .data (mode 0600): the worker's
-    internal token, the JWT signing secret and the first admin API key. Returns them and
-    whether they were made just now."""
-    if SECRETS_FILE.exists():
-        return json.loads(SECRETS_FILE.read_text()), False
+    internal token, the JWT signing secret, the audit chain's HMAC key and the first admin API
+    key. Returns them and whether they were made just now. A secret added by a later version
+    (the audit key) is added to an existing file without touching the others."""
     lower = "abcdefghijklmnopqrstuvwxyz0123456789"
     alnum = lower + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    if SECRETS_FILE.exists():
+        kept = json.loads(SECRETS_FILE.read_text())
+        if "THINKBANK_AUDIT_KEY" not in kept:
+            kept["THINKBANK_AUDIT_KEY"] = random_token(alnum, 48)
+            write_private(SECRETS_FILE, json.dumps(kept, indent=2))
+        return kept, False
     made = {
         "THINKBANK_INTERNAL_TOKEN": random_token(alnum, 40),
         "THINKBANK_JWT_SECRET": random_token(alnum, 48),
+        "THINKBANK_AUDIT_KEY": random_token(alnum, 48),
         "THINKBANK_BOOTSTRAP_ADMIN_KEY": f"tb_{random_token(lower, 12)}_{random_token(alnum, 32)}",
     }
     DATA.mkdir(parents=True, exist_ok=True)
-    for path, text in ((SECRETS_FILE, json.dumps(made, indent=2)),
-                       (ADMIN_KEY_FILE, made["THINKBANK_BOOTSTRAP_ADMIN_KEY"] + "\n")):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+    write_private(SECRETS_FILE, json.dumps(made, indent=2))
+    write_private(ADMIN_KEY_FILE, made["THINKBANK_BOOTSTRAP_ADMIN_KEY"] + "\n")
     return made, True
 
 

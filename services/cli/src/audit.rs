@@ -9,15 +9,24 @@ use serde_json::Value;
 
 use crate::client::Client;
 
-pub async fn verify(client: &Client, database_url: Option<&str>) -> anyhow::Result<ExitCode> {
+pub async fn verify(
+    client: &Client,
+    database_url: Option<&str>,
+    audit_key: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let report: Value = match database_url {
         Some(url) => {
+            // Without the key, keyed entries cannot be checked and are reported as such.
+            let key = audit_key
+                .map(|k| thinkbank_gateway::audit::AuditKey::new(k.as_bytes()))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("THINKBANK_AUDIT_KEY: {e}"))?;
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(1)
                 .connect(url)
                 .await
                 .context("cannot connect to PostgreSQL")?;
-            let verification = thinkbank_gateway::audit::verify(&pool)
+            let verification = thinkbank_gateway::audit::verify(&pool, key.as_ref())
                 .await
                 .context("cannot read the audit log")?;
             serde_json::to_value(verification).context("cannot encode the report")?

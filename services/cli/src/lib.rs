@@ -76,6 +76,9 @@ pub enum AuditCommand {
     Verify {
         #[arg(long, env = "THINKBANK_AUDIT_DATABASE_URL")]
         database_url: Option<String>,
+        /// The gateway's audit key, to check keyed entries when reading PostgreSQL directly.
+        #[arg(long, env = "THINKBANK_AUDIT_KEY", hide_env_values = true)]
+        audit_key: Option<String>,
     },
 }
 
@@ -108,7 +111,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Audit {
-            command: AuditCommand::Verify { database_url },
-        } => audit::verify(&client, database_url.as_deref()).await,
+            command:
+                AuditCommand::Verify {
+                    database_url,
+                    audit_key,
+                },
+        } => audit::verify(&client, database_url.as_deref(), audit_key.as_deref()).await,
     }
 }

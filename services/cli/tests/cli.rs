@@ -16,6 +16,8 @@ async fn thinkbank_at(url: &str, api_key: &str, args: &[&str]) -> Output {
         .arg("--url")
         .arg(url)
         .env("THINKBANK_API_KEY", api_key)
+        // Tests pass the audit key explicitly when they mean to.
+        .env_remove("THINKBANK_AUDIT_KEY")
         .args(args);
     command.output().await.unwrap()
 }
@@ -180,11 +182,18 @@ async fn audit_verify_reports_an_intact_chain_and_names_the_first_tampered_entry
             .unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     }
-    // Through the gateway's admin endpoint, and straight from the database.
-    for args in [
-        vec!["audit", "verify"],
-        vec!["audit", "verify", "--database-url", db.url.as_str()],
-    ] {
+    // Through the gateway's admin endpoint, and straight from the database (with the
+    // gateway's audit key: the chain is keyed).
+    let key = thinkbank_testkit::audit_key_for(&db.url);
+    let direct = [
+        "audit",
+        "verify",
+        "--database-url",
+        &db.url,
+        "--audit-key",
+        &key,
+    ];
+    for args in [vec!["audit", "verify"], direct.to_vec()] {
         let output = thinkbank(&gateway, &args).await;
         let shown = text(&output);
         assert!(output.status.success(), "{shown}");
@@ -193,6 +202,12 @@ async fn audit_verify_reports_an_intact_chain_and_names_the_first_tampered_entry
             "{shown}"
         );
     }
+
+    // Without the key, keyed entries cannot be vouched for.
+    let output = thinkbank(&gateway, &["audit", "verify", "--database-url", &db.url]).await;
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("no audit key"), "{shown}");
 
     let mut conn = db.connect().await;
     sqlx::query("ALTER TABLE gateway.audit_log DISABLE TRIGGER audit_log_append_only")
@@ -203,7 +218,7 @@ async fn audit_verify_reports_an_intact_chain_and_names_the_first_tampered_entry
         .execute(&mut conn)
         .await
         .unwrap();
-    let output = thinkbank(&gateway, &["audit", "verify", "--database-url", &db.url]).await;
+    let output = thinkbank(&gateway, &direct).await;
     let shown = text(&output);
     assert_eq!(output.status.code(), Some(1), "{shown}");
     assert!(shown.contains("BROKEN at entry 3"), "{shown}");

@@ -2,6 +2,9 @@
 //! when `THINKBANK_BOOTSTRAP_ADMIN_KEY` is set and the default tenant has no keys and no users
 //! yet, that key becomes its admin key. Later starts change nothing (a revoked bootstrap key
 //! stays revoked).
+//!
+//! Also at start: with an audit key, the audit chain's end is keyed (see
+//! `audit::seal_unkeyed`), as soon as the database answers.
 
 use crate::{
     DEFAULT_TENANT_ID, audit,
@@ -10,6 +13,30 @@ use crate::{
 };
 
 const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keys the end of the audit chain now if the database is ready, else keeps trying in the
+/// background (the worker may still be applying migrations).
+pub async fn audit_chain(state: &AppState) {
+    if state.audit.key.is_none() {
+        return;
+    }
+    if audit::seal_unkeyed(&state.audit).await.is_ok() {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = state.shutdown.cancelled() => return,
+                () = tokio::time::sleep(RETRY_EVERY) => {}
+            }
+            match audit::seal_unkeyed(&state.audit).await {
+                Ok(()) => return,
+                Err(error) => tracing::debug!(%error, "cannot key the audit chain yet"),
+            }
+        }
+    });
+}
 
 /// Installs the bootstrap key now if the database is ready, else keeps trying in the
 /// background (the worker may still be applying migrations).
@@ -66,7 +93,7 @@ async fn try_install(state: &AppState, key: &str, prefix: &str) -> Result<(), ()
                 Ok(row) => {
                     tracing::info!(key_id = %row.id, "installed the bootstrap admin key");
                     audit::record(
-                        pool,
+                        &state.audit,
                         audit::Event {
                             tenant_id: DEFAULT_TENANT_ID,
                             actor: "bootstrap",

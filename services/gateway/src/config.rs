@@ -44,6 +44,21 @@ pub struct Config {
     #[arg(long, env = "THINKBANK_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// HMAC key (≥ 32 bytes) linking the audit chain, kept outside the database so that its
+    /// owner cannot rewrite the chain unnoticed. Required unless `THINKBANK_AUDIT_KEY_FILE`
+    /// names a file holding it or `THINKBANK_INSECURE_NO_AUDIT_KEY` is set.
+    #[arg(long, env = "THINKBANK_AUDIT_KEY", hide_env_values = true)]
+    pub audit_key: Option<String>,
+
+    /// A file holding the audit key (trailing whitespace ignored), e.g. a mounted secret.
+    #[arg(long, env = "THINKBANK_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<std::path::PathBuf>,
+
+    /// Serve without an audit key: the chain is then linked with plain SHA-256, which the
+    /// database owner can recompute after an edit. Tests and developer machines only.
+    #[arg(long, env = "THINKBANK_INSECURE_NO_AUDIT_KEY", default_value_t = false)]
+    pub insecure_no_audit_key: bool,
+
     /// Lifetime of an access token, in seconds.
     #[arg(long, env = "THINKBANK_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
     pub access_token_ttl_secs: u64,
@@ -92,6 +107,20 @@ pub struct Config {
 
     #[command(flatten)]
     pub limits: crate::limits::LimitSettings,
+
+    #[command(flatten)]
+    pub login: crate::auth::login_throttle::LoginSettings,
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses or CIDR
+    /// blocks, e.g. `10.0.0.0/8,fd00::/8`). The client is the rightmost forwarded address that
+    /// is not one of them. Empty: the TCP peer is the client (the header is ignored).
+    #[arg(long, env = "THINKBANK_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
+
+    /// Seconds an anonymous `GET /readyz` reuses the last probe of the dependencies, so a
+    /// flood of probes costs one round of checks per interval (operators always probe anew).
+    #[arg(long, env = "THINKBANK_READY_CACHE_SECS", default_value_t = 5)]
+    pub ready_cache_secs: u64,
 
     /// Origins allowed to call the API from a browser (comma-separated, e.g.
     /// `https://app.example.com`); empty: same-origin only.
@@ -147,6 +176,40 @@ pub struct Config {
 }
 
 impl Config {
+    /// The audit key from `audit_key` or `audit_key_file`; `None` only with the insecure
+    /// opt-out. Fails closed: no key and no opt-out is a start-up error naming both.
+    pub fn audit_key(&self) -> anyhow::Result<Option<crate::audit::AuditKey>> {
+        use anyhow::Context as _;
+        let text = match (&self.audit_key, &self.audit_key_file) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("set THINKBANK_AUDIT_KEY or THINKBANK_AUDIT_KEY_FILE, not both")
+            }
+            (Some(key), None) => key.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| {
+                    format!("cannot read THINKBANK_AUDIT_KEY_FILE {}", path.display())
+                })?
+                .trim_end()
+                .to_owned(),
+            (None, None) if self.insecure_no_audit_key => {
+                tracing::warn!(
+                    "THINKBANK_INSECURE_NO_AUDIT_KEY: the audit chain is not keyed, so whoever \
+                     owns the database can rewrite it unnoticed; do not run like this in \
+                     production"
+                );
+                return Ok(None);
+            }
+            (None, None) => anyhow::bail!(
+                "THINKBANK_AUDIT_KEY (or THINKBANK_AUDIT_KEY_FILE) is not set: the audit chain \
+                 needs a key kept outside the database (e.g. `openssl rand -hex 32`); set \
+                 THINKBANK_INSECURE_NO_AUDIT_KEY=true to run without one (tests only)"
+            ),
+        };
+        crate::audit::AuditKey::new(text.as_bytes())
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("THINKBANK_AUDIT_KEY: {e}"))
+    }
+
     pub fn worker_timeout(&self) -> Duration {
         Duration::from_secs(self.worker_timeout_secs)
     }
@@ -160,6 +223,9 @@ impl Config {
             internal_token: None,
             bootstrap_admin_key: None,
             jwt_secret: None,
+            audit_key: None,
+            audit_key_file: None,
+            insecure_no_audit_key: false,
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             open_signup: false,
@@ -170,6 +236,9 @@ impl Config {
             oidc_role_claim: "thinkbank_role".into(),
             metrics_token: None,
             limits: crate::limits::LimitSettings::default(),
+            login: crate::auth::login_throttle::LoginSettings::default(),
+            trusted_proxies: crate::client_addr::TrustedProxies::default(),
+            ready_cache_secs: 5,
             cors_origins: Vec::new(),
             hsts: false,
             request_timeout_secs: 60,

@@ -141,6 +141,24 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// For handlers whose errors are responses with headers of their own (429s with a computed
+/// `Retry-After`), so `?` still works on an `ApiResult`.
+impl From<ApiError> for Response {
+    fn from(error: ApiError) -> Self {
+        error.into_response()
+    }
+}
+
+/// 429 with `Retry-After: retry_after_secs` (at least 1).
+pub fn too_many_requests(message: impl Into<String>, retry_after_secs: u64) -> Response {
+    let mut response = ApiError::new(ErrorCode::ResourceExhausted, message).into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after_secs.max(1)),
+    );
+    response
+}
+
 /// Maps a failed identity-store query: an unreachable database is 503 (retry), anything else
 /// is logged here and answered 500 without internals.
 pub fn database(error: sqlx::Error) -> ApiError {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod client_addr;
 pub mod config;
 pub mod edge;
 pub mod error;
@@ -179,6 +180,7 @@ pub async fn run(
         .local_addr()
         .context("listener has no local address")?;
     tracing::info!(%addr, worker = %state.config.worker_url, "gateway listening");
+    bootstrap::audit_chain(&state).await;
     bootstrap::admin_key(&state).await;
     let key_cache = state.key_cache.clone();
     let (database, stop_listening) = (state.database.clone(), shutdown.clone());

@@ -41,6 +41,14 @@ pub struct LimitSettings {
     /// Sign-in, refresh and registration attempts per client address per minute.
     #[arg(long, env = "THINKBANK_RATE_LIMIT_AUTH_PER_MIN", default_value_t = 20)]
     pub auth_per_min: u32,
+    /// Invalid credentials (unknown, revoked or malformed API keys and tokens) per client
+    /// address per minute; past it the address gets 429 before its credentials are looked up.
+    #[arg(
+        long,
+        env = "THINKBANK_RATE_LIMIT_INVALID_CREDENTIALS_PER_MIN",
+        default_value_t = 60
+    )]
+    pub invalid_credentials_per_min: u32,
     /// Gateway replicas sharing the limits (each enforces its 1/N share).
     #[arg(long, env = "THINKBANK_RATE_LIMIT_REPLICAS", default_value_t = 1)]
     pub replicas: u32,
@@ -54,6 +62,7 @@ impl Default for LimitSettings {
             upload_per_min: 60,
             chat_per_min: 30,
             auth_per_min: 20,
+            invalid_credentials_per_min: 60,
             replicas: 1,
         }
     }
@@ -66,6 +75,8 @@ pub enum Class {
     Upload,
     Chat,
     Auth,
+    /// Requests whose credentials were refused, per client address.
+    InvalidCredentials,
 }
 
 impl Class {
@@ -151,16 +162,22 @@ impl Limiter {
             Class::Upload => self.settings.upload_per_min,
             Class::Chat => self.settings.chat_per_min,
             Class::Auth => self.settings.auth_per_min,
+            Class::InvalidCredentials => self.settings.invalid_credentials_per_min,
         };
         (per_min / self.settings.replicas.max(1)).max(1)
     }
 
     /// Takes one token from `key`'s bucket for `class` if there is one.
     pub fn check(&self, key: &str, class: Class) -> Decision {
-        self.check_at(key, class, Instant::now())
+        self.check_at(key, class, Instant::now(), true)
     }
 
-    fn check_at(&self, key: &str, class: Class, now: Instant) -> Decision {
+    /// Whether `key` has a token left in `class`, without taking it.
+    pub fn peek(&self, key: &str, class: Class) -> Decision {
+        self.check_at(key, class, Instant::now(), false)
+    }
+
+    fn check_at(&self, key: &str, class: Class, now: Instant, take: bool) -> Decision {
         let limit = self.limit(class);
         let capacity = f64::from(limit);
         let per_sec = capacity / 60.0;
@@ -181,7 +198,7 @@ impl Limiter {
         bucket.tokens = (bucket.tokens + refilled).min(capacity);
         bucket.updated = now;
         let allowed = bucket.tokens >= 1.0;
-        if allowed {
+        if allowed && take {
             bucket.tokens -= 1.0;
         }
         let missing = capacity - bucket.tokens;
@@ -219,18 +236,18 @@ mod tests {
         let limiter = limiter(3, 1);
         let start = Instant::now();
         for expected_remaining in [2, 1, 0] {
-            let d = limiter.check_at("k", Class::Chat, start);
+            let d = limiter.check_at("k", Class::Chat, start, true);
             assert!(d.allowed);
             assert_eq!(d.remaining, expected_remaining);
         }
-        let refused = limiter.check_at("k", Class::Chat, start);
+        let refused = limiter.check_at("k", Class::Chat, start, true);
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after_secs, 20);
         // Another caller and another class have their own buckets.
-        assert!(limiter.check_at("other", Class::Chat, start).allowed);
-        assert!(limiter.check_at("k", Class::Read, start).allowed);
+        assert!(limiter.check_at("other", Class::Chat, start, true).allowed);
+        assert!(limiter.check_at("k", Class::Read, start, true).allowed);
         let later = start + Duration::from_secs(20);
-        assert!(limiter.check_at("k", Class::Chat, later).allowed);
+        assert!(limiter.check_at("k", Class::Chat, later, true).allowed);
     }
 
     #[test]

@@ -111,6 +111,7 @@ impl Metrics {
             Class::Upload => "upload",
             Class::Chat => "chat",
             Class::Auth => "auth",
+            Class::InvalidCredentials => "invalid_credentials",
         };
         self.rate_limited.get_or_create(&[("class", class)]).inc();
     }

@@ -28,9 +28,15 @@ pub struct AppState {
     pub health: HealthClient<Channel>,
     /// The identity store; also checked by /readyz.
     pub database: PgPool,
+    /// The audit chain: the same pool and the key that links the entries.
+    pub audit: crate::audit::AuditLog,
     pub tokens: Tokens,
     pub external_idp: Option<Arc<ExternalIdp>>,
     pub limiter: Limiter,
+    /// Failed sign-ins per account name (see `auth::login_throttle`).
+    pub login_throttle: Arc<crate::auth::login_throttle::LoginThrottle>,
+    /// The last probe of `/readyz`'s dependencies (see `routes::health`).
+    pub readiness: Arc<crate::routes::health::ReadinessCache>,
     /// Authenticated API keys (see `auth::key_cache`).
     pub key_cache: Arc<KeyCache>,
     pub config: std::sync::Arc<Config>,
@@ -68,6 +74,10 @@ impl AppState {
             .acquire_timeout(Duration::from_secs(2))
             .connect_lazy(&config.database_url)
             .context("invalid THINKBANK_DATABASE_URL")?;
+        let audit = crate::audit::AuditLog {
+            pool: database.clone(),
+            key: config.audit_key()?,
+        };
         let secret = match &config.jwt_secret {
             Some(secret) if secret.len() >= 32 => secret.as_bytes().to_vec(),
             Some(_) => anyhow::bail!("THINKBANK_JWT_SECRET must be at least 32 bytes"),
@@ -100,9 +110,14 @@ impl AppState {
             worker,
             health: HealthClient::new(channel),
             database,
+            audit,
             tokens,
             external_idp,
             limiter,
+            login_throttle: Arc::new(crate::auth::login_throttle::LoginThrottle::new(
+                config.login.clone(),
+            )),
+            readiness: Arc::default(),
             key_cache: Arc::default(),
             config: std::sync::Arc::new(config),
             shutdown,

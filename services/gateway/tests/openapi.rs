@@ -14,19 +14,19 @@ use thinkbank_testkit::{
 };
 
 /// The routes that need no token (the authentication design all routes follow).
-const PUBLIC: [&str; 9] = [
+const PUBLIC: [&str; 8] = [
     "/",
     "/api",
     "/healthz",
-    "/readyz",
     "/openapi.json",
     "/docs",
     "/api/v1/auth/login",
     "/api/v1/auth/refresh",
     "/api/v1/auth/logout",
 ];
-/// Public, or authenticated when credentials are sent (an admin adding a user).
-const OPTIONAL_AUTH: [&str; 1] = ["/api/v1/auth/register"];
+/// Public, or authenticated when credentials are sent (an admin adding a user; an operator
+/// reading the readiness details).
+const OPTIONAL_AUTH: [&str; 2] = ["/api/v1/auth/register", "/readyz"];
 
 async fn fetch_spec(http: &reqwest::Client, url: String) -> Value {
     let response = http.get(url).send().await.unwrap();

@@ -46,6 +46,14 @@ pub async fn spawn_gateway_with(mut config: thinkbank_gateway::Config) -> Gatewa
         .bootstrap_admin_key
         .get_or_insert_with(|| bootstrap_key_for(&config.database_url))
         .clone();
+    // Gateways keep the audit chain keyed as in production; every gateway a test starts on
+    // the same database derives the same key, so restarts verify what the last one wrote.
+    if config.audit_key.is_none()
+        && config.audit_key_file.is_none()
+        && !config.insecure_no_audit_key
+    {
+        config.audit_key = Some(audit_key_for(&config.database_url));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .expect("cannot bind the gateway port");
@@ -84,6 +92,15 @@ pub fn bootstrap_key_for(database_url: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("tb_{}_{}", &digest[..12], &digest[12..44])
+}
+
+/// The audit key of a test database's gateways, derived from its URL like the bootstrap key.
+pub fn audit_key_for(database_url: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(format!("audit key of {database_url}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// An HTTP client sending `Authorization: Bearer <key>` on every request.

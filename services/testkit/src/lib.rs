@@ -17,8 +17,8 @@ pub mod prometheus;
 pub use fake_embeddings::{FakeEmbeddings, fake_vector};
 pub use fake_llm::{FAKE_MODEL, FakeLlm, FinishQuirk, RecordedRequest, Script};
 pub use gateway::{
-    GatewayHandle, SseEvent, SseJson, bootstrap_key_for, client_with_key, read_sse, spawn_gateway,
-    spawn_gateway_with,
+    GatewayHandle, SseEvent, SseJson, audit_key_for, bootstrap_key_for, client_with_key, read_sse,
+    spawn_gateway, spawn_gateway_with,
 };
 pub use thinkbank_ai_worker::llm::LlmConfig;
 pub use thinkbank_ai_worker::search::Bm25;

@@ -214,14 +214,24 @@ pub async fn list(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<KeyRow>, ApiErro
     .map_err(crate::error::database)
 }
 
-/// Revokes a key of the tenant; 404 for another tenant's key or an unknown id.
-pub async fn revoke(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<KeyRow, ApiError> {
+/// Revokes a key of the tenant whose collections are within `within` (`None`: any key of
+/// the tenant); 404 for another tenant's key, a key reaching further, or an unknown id (a
+/// scoped admin does not see wider keys in its list either).
+pub async fn revoke(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    within: Option<&[Uuid]>,
+    id: Uuid,
+) -> Result<KeyRow, ApiError> {
     sqlx::query_as(&format!(
         "UPDATE gateway.api_keys SET revoked_at = coalesce(revoked_at, now()) \
-         WHERE id = $1 AND tenant_id = $2 RETURNING {COLUMNS}"
+         WHERE id = $1 AND tenant_id = $2 \
+           AND ($3::uuid[] IS NULL OR (collection_ids IS NOT NULL AND collection_ids <@ $3)) \
+         RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(tenant_id)
+    .bind(within)
     .fetch_optional(pool)
     .await
     .map_err(crate::error::database)?

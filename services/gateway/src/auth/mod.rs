@@ -2,6 +2,10 @@
 //! the sign-in endpoints) needs `Authorization: Bearer <token>`, where the token is an API key
 //! (`tb_…`), a JWT this gateway issued at login, or a JWT of an external identity provider.
 //!
+//! Credentials are judged per client address too: refused ones count against
+//! `THINKBANK_RATE_LIMIT_INVALID_CREDENTIALS_PER_MIN`, past which the address gets 429 before
+//! any lookup (`resolve_from`).
+//!
 //! The resolved `Principal` is kept for the request's duration in a task-local, which the
 //! worker client reads to tell the worker which tenant (and collections) a call acts for;
 //! a worker call made outside a request therefore fails instead of acting for nobody.
@@ -9,12 +13,16 @@
 pub mod external;
 pub mod key_cache;
 pub mod keys;
+pub mod login_throttle;
 pub mod passwords;
 pub mod policy;
 pub mod tokens;
 pub mod users;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::{
     extract::{ConnectInfo, Request, State},
@@ -105,6 +113,30 @@ impl Principal {
         }
     }
 
+    /// Whether this caller reaches every collection `scope` reaches (`None`: the whole
+    /// tenant). A scoped caller may only grant, revoke or change what it covers, so it can
+    /// never hand out or take away more than it holds.
+    pub fn covers(&self, scope: Option<&[Uuid]>) -> bool {
+        match (&self.collections, scope) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(own), Some(scope)) => scope.iter().all(|c| own.contains(c)),
+        }
+    }
+
+    /// 403 unless the caller is an admin of its whole tenant (limited to no collection).
+    /// Users and new collections reach the whole tenant, so only such an admin manages them.
+    pub fn require_tenant_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin && self.collections.is_none() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "only an admin of the whole tenant (limited to no collection) may do this",
+            ))
+        }
+    }
+
     /// A short, loggable name of the caller, e.g. `key:3f0c…` or `user:alice`.
     pub fn actor(&self) -> String {
         match &self.subject {
@@ -162,6 +194,58 @@ pub async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiErro
     }
 }
 
+/// The client's address (see `client_addr`): the peer, or the forwarded client behind a
+/// trusted proxy.
+pub fn client_ip(state: &AppState, request: &Request) -> IpAddr {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    crate::client_addr::client_ip(peer, request.headers(), &state.config.trusted_proxies)
+}
+
+/// Resolves `token` presented from `client`, counting refused credentials per address: once
+/// an address has used up `THINKBANK_RATE_LIMIT_INVALID_CREDENTIALS_PER_MIN`, its requests get
+/// 429 before their credentials are looked up (a guessed key costs the database nothing more).
+/// The error is the response to send (401 with its challenge, or 429).
+pub async fn resolve_from(
+    state: &AppState,
+    client: IpAddr,
+    token: &str,
+) -> Result<Principal, Response> {
+    let key = format!("ip:{client}");
+    let budget = state.limiter.peek(&key, Class::InvalidCredentials);
+    if !budget.allowed {
+        return Err(refused_credentials(budget));
+    }
+    match resolve(state, token).await {
+        Ok(principal) => Ok(principal),
+        Err(error) if error.code == ErrorCode::Unauthenticated => {
+            let decision = state.limiter.check(&key, Class::InvalidCredentials);
+            if decision.allowed {
+                Err(with_challenge(error))
+            } else {
+                Err(refused_credentials(decision))
+            }
+        }
+        Err(error) => Err(error.into_response()),
+    }
+}
+
+fn refused_credentials(decision: crate::limits::Decision) -> Response {
+    crate::metrics::METRICS.rate_limited(Class::InvalidCredentials);
+    let mut response = ApiError::new(
+        ErrorCode::ResourceExhausted,
+        format!(
+            "too many invalid credentials from this address; retry in {} s",
+            decision.retry_after_secs.max(1)
+        ),
+    )
+    .into_response();
+    decision.write_headers(response.headers_mut());
+    response
+}
+
 pub fn unauthenticated(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Unauthenticated, message)
 }
@@ -175,22 +259,18 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         if class != Class::Auth {
             return next.run(request).await;
         }
-        let client = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_default();
+        let client = client_ip(&state, &request);
         return limited(&state, &format!("ip:{client}"), class, next.run(request)).await;
     };
     let principal = match bearer(request.headers()) {
-        None => Err(unauthenticated(
+        None => Err(with_challenge(unauthenticated(
             "this endpoint needs Authorization: Bearer <API key or access token>",
-        )),
-        Some(token) => resolve(&state, token).await,
+        ))),
+        Some(token) => resolve_from(&state, client_ip(&state, &request), token).await,
     };
     let principal = match principal {
         Ok(principal) => principal,
-        Err(error) => return with_challenge(error),
+        Err(refused) => return refused,
     };
     if principal.role < required {
         return ApiError::new(

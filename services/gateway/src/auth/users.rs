@@ -1,4 +1,11 @@
 //! The user store: accounts that sign in with a password.
+//!
+//! A username is unique within its tenant, not across tenants, so that creating or
+//! registering a user never reveals another tenant's users. Signing in therefore names the
+//! tenant (`tenant`: its name or id) unless the account is one whose name is unique among
+//! the accounts that sign in without a tenant: the default tenant's users, and accounts made
+//! before usernames became per-tenant (`legacy_global_name`; they were unique then). A
+//! partial unique index keeps that set unambiguous.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -55,7 +62,7 @@ pub async fn create(
     let password_hash = passwords::hash(password).await?;
     let inserted: Option<UserRow> = sqlx::query_as(&format!(
         "INSERT INTO gateway.users (id, tenant_id, username, password_hash, role) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
     ))
     .bind(Uuid::now_v7())
     .bind(tenant_id)
@@ -73,26 +80,56 @@ pub async fn create(
     })
 }
 
-/// The active user with this name and password; the same error for every failure, so the
-/// answer does not reveal which usernames exist.
+/// Longest tenant name or id a sign-in may name (tenant names have at most 100 characters).
+const MAX_TENANT_CHARS: usize = 100;
+
+/// Whether an account could have this name in this tenant: anything else is never looked up
+/// (nor counted by the sign-in throttle, whose memory it would fill).
+pub fn could_exist(tenant: Option<&str>, username: &str) -> bool {
+    validate_username(username).is_ok() && tenant.is_none_or(tenant_could_exist)
+}
+
+/// Whether `tenant` could name a tenant (by name or id).
+pub fn tenant_could_exist(tenant: &str) -> bool {
+    tenant.chars().count() <= MAX_TENANT_CHARS
+}
+
+/// The active user with this name and password, in the tenant named by `tenant` (its name or
+/// id) or, without one, among the accounts that sign in without a tenant (see the module
+/// comment). The same error for every failure, so the answer reveals neither which usernames
+/// nor which tenants exist.
 pub async fn authenticate(
     pool: &PgPool,
+    tenant: Option<&str>,
     username: &str,
     password: String,
 ) -> Result<UserRow, ApiError> {
     // A name no user can have is not looked up (a megabyte of it would cost the database a
     // round trip for nothing).
-    let found: Option<(String, Uuid)> = if validate_username(username).is_err() {
-        None
-    } else {
-        sqlx::query_as(
-            "SELECT password_hash, id FROM gateway.users \
-             WHERE username = $1 AND disabled_at IS NULL",
+    let found: Option<(String, Uuid)> = match tenant {
+        _ if !could_exist(tenant, username) => None,
+        Some(tenant) => sqlx::query_as(
+            "SELECT u.password_hash, u.id FROM gateway.users u \
+             JOIN worker.tenants t ON t.id = u.tenant_id \
+             WHERE u.username = $1 AND u.disabled_at IS NULL \
+               AND (t.id::text = lower($2) OR t.name = $2) \
+             ORDER BY t.id::text = lower($2) DESC LIMIT 1",
         )
         .bind(username)
+        .bind(tenant.trim())
         .fetch_optional(pool)
         .await
-        .map_err(crate::error::database)?
+        .map_err(crate::error::database)?,
+        None => sqlx::query_as(
+            "SELECT password_hash, id FROM gateway.users \
+             WHERE username = $1 AND disabled_at IS NULL \
+               AND (legacy_global_name OR tenant_id = $2)",
+        )
+        .bind(username)
+        .bind(crate::DEFAULT_TENANT_ID)
+        .fetch_optional(pool)
+        .await
+        .map_err(crate::error::database)?,
     };
     // Hash even for an unknown user so both paths take as long.
     let (stored, id) = found.unwrap_or_else(|| (DUMMY_HASH.to_owned(), Uuid::nil()));

@@ -1,5 +1,9 @@
 //! Tenant administration: API keys, users and the audit log, always within the admin's own
 //! tenant (another tenant's ids answer 404).
+//!
+//! A collection-scoped admin (an admin key limited to some collections) administers only
+//! within its scope: it sees, mints and revokes keys whose collections are a subset of its own,
+//! and it manages no users (they reach the whole tenant) and reads no audit log.
 
 use axum::{
     Extension, Json,
@@ -14,7 +18,9 @@ use crate::{
     audit,
     auth::{Principal, Role, keys, users},
     error::{ApiError, ApiResult},
-    openapi::responses::{BadRequest, Conflict, NotFound, Unavailable, UnsupportedMediaType},
+    openapi::responses::{
+        BadRequest, Conflict, Forbidden, NotFound, Unavailable, UnsupportedMediaType,
+    },
     routes::{ApiJson, identity::audit_user_created, parse_id},
     state::AppState,
 };
@@ -40,6 +46,7 @@ pub struct CreatedKey {
 #[utoipa::path(post, path = "/api/v1/keys", tag = "identity", request_body = CreateKeyBody,
     responses(
         (status = 201, description = "the new key, shown this once", body = CreatedKey),
+        (status = 403, response = Forbidden),
         (status = 415, response = UnsupportedMediaType),
         (status = 400, response = BadRequest),
         (status = 503, response = Unavailable),
@@ -64,9 +71,10 @@ pub async fn create_key(
         (Some(own), None) => Some(own.to_vec()),
         (Some(own), Some(requested)) => {
             if let Some(outside) = requested.iter().find(|c| !own.contains(c)) {
-                return Err(ApiError::invalid(format!(
-                    "collection {outside} is outside this key's collections"
-                )));
+                return Err(ApiError::new(
+                    thinkbank_common::ErrorCode::PermissionDenied,
+                    format!("collection {outside} is outside this key's collections"),
+                ));
             }
             Some(requested)
         }
@@ -84,7 +92,7 @@ pub async fn create_key(
     )
     .await?;
     audit::record(
-        &state.database,
+        &state.audit,
         audit::Event {
             tenant_id: principal.tenant_id,
             actor: &actor,
@@ -106,7 +114,8 @@ pub struct KeyList {
 
 #[utoipa::path(get, path = "/api/v1/keys", tag = "identity",
     responses(
-        (status = 200, description = "the tenant's keys, newest first (never the keys themselves)",
+        (status = 200, description = "the tenant's keys within the caller's collections, newest \
+         first (never the keys themselves)",
          body = KeyList),
         (status = 503, response = Unavailable),
     ))]
@@ -114,7 +123,11 @@ pub async fn list_keys(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<KeyList>> {
-    let keys = keys::list(&state.database, principal.tenant_id).await?;
+    let keys = keys::list(&state.database, principal.tenant_id)
+        .await?
+        .into_iter()
+        .filter(|k| principal.covers(k.collection_ids.as_deref()))
+        .collect();
     Ok(Json(KeyList { keys }))
 }
 
@@ -132,11 +145,17 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
-    let row = keys::revoke(&state.database, principal.tenant_id, id).await?;
+    let row = keys::revoke(
+        &state.database,
+        principal.tenant_id,
+        principal.collections.as_deref(),
+        id,
+    )
+    .await?;
     // The trigger tells every gateway; this one must not answer before it forgets the key.
     state.key_cache.invalidate(&row.prefix);
     audit::record(
-        &state.database,
+        &state.audit,
         audit::Event {
             tenant_id: principal.tenant_id,
             actor: &principal.actor(),
@@ -165,6 +184,7 @@ fn reader() -> Role {
 #[utoipa::path(post, path = "/api/v1/users", tag = "identity", request_body = CreateUserBody,
     responses(
         (status = 201, description = "the new user of the admin's tenant", body = users::UserRow),
+        (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
         (status = 415, response = UnsupportedMediaType),
         (status = 400, response = BadRequest),
@@ -175,6 +195,7 @@ pub async fn create_user(
     Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<CreateUserBody>,
 ) -> ApiResult<impl IntoResponse> {
+    principal.require_tenant_admin()?;
     let user = users::create(
         &state.database,
         principal.tenant_id,
@@ -195,12 +216,14 @@ pub struct UserList {
 #[utoipa::path(get, path = "/api/v1/users", tag = "identity",
     responses(
         (status = 200, description = "the tenant's users", body = UserList),
+        (status = 403, response = Forbidden),
         (status = 503, response = Unavailable),
     ))]
 pub async fn list_users(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<UserList>> {
+    principal.require_tenant_admin()?;
     let users = users::list(&state.database, principal.tenant_id).await?;
     Ok(Json(UserList { users }))
 }
@@ -215,6 +238,7 @@ pub struct UpdateUserBody {
     params(("id" = String, Path, format = Uuid, description = "the id")),
     responses(
         (status = 200, description = "the user with its new role", body = users::UserRow),
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 415, response = UnsupportedMediaType),
         (status = 400, response = BadRequest),
@@ -226,10 +250,11 @@ pub async fn update_user(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateUserBody>,
 ) -> ApiResult<Json<users::UserRow>> {
+    principal.require_tenant_admin()?;
     let id = parse_id(&id)?;
     let user = users::set_role(&state.database, principal.tenant_id, id, body.role).await?;
     audit::record(
-        &state.database,
+        &state.audit,
         audit::Event {
             tenant_id: principal.tenant_id,
             actor: &principal.actor(),
@@ -257,6 +282,7 @@ pub struct AuditList {
 #[utoipa::path(get, path = "/api/v1/audit", tag = "identity", params(AuditQuery),
     responses(
         (status = 200, description = "the tenant's audit entries, newest first", body = AuditList),
+        (status = 403, response = Forbidden),
         (status = 400, response = BadRequest),
         (status = 503, response = Unavailable),
     ))]
@@ -265,6 +291,7 @@ pub async fn list_audit(
     Extension(principal): Extension<Principal>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<AuditList>> {
+    principal.require_tenant_admin()?;
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -289,7 +316,7 @@ pub async fn verify_audit(
 ) -> ApiResult<Json<audit::Verification>> {
     super::tenants::require_operator(&principal)?;
     Ok(Json(
-        audit::verify(&state.database)
+        audit::verify(&state.database, state.audit.key.as_ref())
             .await
             .map_err(crate::error::database)?,
     ))

@@ -415,7 +415,7 @@ pub async fn delete(
         .delete_asset(state.request(pb::DeleteAssetRequest { id }, state.config.worker_timeout()))
         .await?;
     crate::audit::record(
-        &state.database,
+        &state.audit,
         crate::audit::Event {
             tenant_id: principal.tenant_id,
             actor: &principal.actor(),

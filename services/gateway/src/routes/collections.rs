@@ -14,9 +14,10 @@ use super::ApiJson;
 use crate::{
     audit,
     auth::Principal,
-    error::ApiResult,
+    error::{ApiError, ApiResult},
     openapi::responses::{
-        BadRequest, Conflict, Internal, NotFound, Timeout, Unavailable, UnsupportedMediaType,
+        BadRequest, Conflict, Forbidden, Internal, NotFound, Timeout, Unavailable,
+        UnsupportedMediaType,
     },
     state::AppState,
     views::rfc3339,
@@ -123,6 +124,7 @@ fn view(c: pb::Collection) -> CollectionView {
 #[utoipa::path(post, path = "/api/v1/collections", tag = "collections", request_body = CreateBody,
     responses(
         (status = 201, description = "the new collection", body = CollectionView),
+        (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
         (status = 415, response = UnsupportedMediaType),
         (status = 400, response = BadRequest),
@@ -135,6 +137,14 @@ pub async fn create(
     Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<CollectionView>)> {
+    // A new collection is outside every collection-limited scope: only callers of the whole
+    // tenant create one (a scoped key could otherwise widen what its tenant shares with it).
+    if principal.collections.is_some() {
+        return Err(ApiError::new(
+            thinkbank_common::ErrorCode::PermissionDenied,
+            "a key limited to some collections cannot create collections",
+        ));
+    }
     let request = pb::CreateCollectionRequest {
         name: body.name,
         embedding_model: body.embedding_model.unwrap_or_default(),
@@ -216,6 +226,7 @@ pub async fn migrate(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MigrateBody>,
 ) -> ApiResult<(StatusCode, Json<CollectionView>)> {
+    within_scope(&principal, &id)?;
     let request = pb::MigrateCollectionRequest {
         id,
         target_model: body.target_model,
@@ -247,6 +258,7 @@ pub async fn cancel_migration(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CollectionView>> {
+    within_scope(&principal, &id)?;
     let collection = state
         .worker
         .clone()
@@ -266,6 +278,23 @@ pub async fn cancel_migration(
     Ok(Json(view(collection)))
 }
 
+/// 404 for a collection outside a scoped caller's collections, as for an unknown one. The
+/// worker limits the call to the caller's collections too; this keeps the rule at the door.
+fn within_scope(principal: &Principal, id: &str) -> ApiResult<()> {
+    let Some(own) = &principal.collections else {
+        return Ok(());
+    };
+    let id = crate::routes::parse_id(id)?;
+    if own.contains(&id) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            thinkbank_common::ErrorCode::NotFound,
+            format!("collection {id} not found"),
+        ))
+    }
+}
+
 /// Collection changes belong in the audit log.
 async fn record(state: &AppState, principal: &Principal, action: &str, c: &pb::Collection) {
     let target = format!("collection:{}", c.id);
@@ -275,7 +304,7 @@ async fn record(state: &AppState, principal: &Principal, action: &str, c: &pb::C
         "target_model": c.migration.as_ref().map(|m| m.target_model.clone()),
     });
     audit::record(
-        &state.database,
+        &state.audit,
         audit::Event {
             tenant_id: principal.tenant_id,
             actor: &principal.actor(),

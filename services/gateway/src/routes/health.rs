@@ -1,9 +1,24 @@
 //! `/healthz` (the process is alive) and `/readyz` (its hard dependencies answer, plus how
 //! the worker answers questions, for the UI's status indicator).
+//!
+//! `/readyz` is public, and a probe makes the worker write to its object store and ask the
+//! LLM provider for its models. So anonymous callers share the last probe for
+//! `THINKBANK_READY_CACHE_SECS` (one probe runs at a time; callers arriving meanwhile wait for
+//! its result), and they see only each component's status: latencies, error texts and the
+//! model are for operators (admins of the whole default tenant), who always probe anew.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{
+    Json,
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
 use serde::Serialize;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
@@ -19,17 +34,20 @@ pub async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = ReadinessCheck)]
 struct Check {
     /// `ok` or `failing`.
     status: &'static str,
-    latency_ms: f64,
+    /// Operators only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    /// Operators only.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 struct Readiness {
     /// `ready` or `not_ready`.
     status: &'static str,
@@ -37,12 +55,61 @@ struct Readiness {
     /// `object_store` (and `worker_database`), each probed now.
     #[schema(value_type = std::collections::BTreeMap<String, Check>)]
     checks: std::collections::BTreeMap<String, Check>,
-    /// Informational, not a readiness condition; absent when the worker did not say.
+    /// Informational, not a readiness condition; absent when the worker did not say, and
+    /// for callers other than operators.
     #[serde(skip_serializing_if = "Option::is_none")]
     llm: Option<LlmInfo>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+impl Readiness {
+    /// What anyone may see: the verdict and each component's status.
+    fn public(&self) -> Self {
+        let checks = self
+            .checks
+            .iter()
+            .map(|(name, check)| {
+                let status_only = Check {
+                    status: check.status,
+                    latency_ms: None,
+                    error: None,
+                };
+                (name.clone(), status_only)
+            })
+            .collect();
+        Self {
+            status: self.status,
+            checks,
+            llm: None,
+        }
+    }
+}
+
+/// The last probe, shared by anonymous callers while it is fresh. The lock is held while a
+/// probe runs, so concurrent callers wait for one probe instead of starting their own.
+#[derive(Debug, Default)]
+pub struct ReadinessCache {
+    last: tokio::sync::Mutex<Option<(Instant, Probed)>>,
+}
+
+/// One probe's verdict and report.
+type Probed = Arc<(StatusCode, Readiness)>;
+
+impl ReadinessCache {
+    /// The last probe if younger than `max_age` (`None`: always probe anew).
+    async fn get(&self, state: &AppState, max_age: Option<Duration>) -> Probed {
+        let mut last = self.last.lock().await;
+        if let (Some(max_age), Some((at, probed))) = (max_age, last.as_ref())
+            && at.elapsed() < max_age
+        {
+            return probed.clone();
+        }
+        let probed = Arc::new(probe(state).await);
+        *last = Some((Instant::now(), probed.clone()));
+        probed
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 struct LlmInfo {
     /// "extractive" (no LLM configured) or "generative".
     mode: &'static str,
@@ -56,18 +123,48 @@ struct LlmInfo {
 }
 
 /// `GET /readyz`
-#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+#[utoipa::path(get, path = "/readyz", tag = "health", security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "every dependency answers", body = Readiness),
+        (status = 200, description = "every dependency answers (details for operators only; \
+         others share a probe up to `THINKBANK_READY_CACHE_SECS` old)", body = Readiness),
         (status = 503, description = "a dependency is failing; `checks` says which",
          body = Readiness),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
     ))]
-pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn readyz(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let operator = match crate::auth::bearer(&headers) {
+        None => false,
+        Some(token) => {
+            let client =
+                crate::client_addr::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+            match crate::auth::resolve_from(&state, client, token).await {
+                Ok(principal) => super::tenants::require_operator(&principal).is_ok(),
+                Err(refused) => return refused,
+            }
+        }
+    };
+    let max_age = (!operator).then(|| Duration::from_secs(state.config.ready_cache_secs));
+    let probed = state.readiness.get(&state, max_age).await;
+    let (status, readiness) = probed.as_ref();
+    if operator {
+        (*status, Json(readiness)).into_response()
+    } else {
+        (*status, Json(readiness.public())).into_response()
+    }
+}
+
+/// Probes every dependency now.
+async fn probe(state: &AppState) -> (StatusCode, Readiness) {
     let (worker, database, mut llm, dependencies) = tokio::join!(
-        check_worker(&state),
-        check_database(&state),
-        llm_info(&state),
-        worker_dependencies(&state)
+        check_worker(state),
+        check_database(state),
+        llm_info(state),
+        worker_dependencies(state)
     );
     let mut checks = std::collections::BTreeMap::new();
     checks.insert("worker".to_owned(), worker);
@@ -77,7 +174,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             for dependency in dependencies {
                 let check = Check {
                     status: if dependency.ok { "ok" } else { "failing" },
-                    latency_ms: dependency.latency_ms,
+                    latency_ms: Some(dependency.latency_ms),
                     error: (!dependency.ok).then_some(dependency.error),
                 };
                 match dependency.name.as_str() {
@@ -102,7 +199,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 "object_store".to_owned(),
                 Check {
                     status: "failing",
-                    latency_ms: 0.0,
+                    latency_ms: Some(0.0),
                     error: Some(format!("unknown: the worker did not answer ({error})")),
                 },
             );
@@ -119,7 +216,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         checks,
         llm,
     };
-    (status, Json(body))
+    (status, body)
 }
 
 async fn llm_info(state: &AppState) -> Option<LlmInfo> {
@@ -172,7 +269,7 @@ async fn check_worker(state: &AppState) -> Check {
     });
     request.set_timeout(CHECK_TIMEOUT);
     let result = tokio::time::timeout(CHECK_TIMEOUT, client.check(request)).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
     match result {
         Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => Check {
             status: "ok",
@@ -201,7 +298,7 @@ async fn check_database(state: &AppState) -> Check {
     let pool = &state.database;
     let started = Instant::now();
     let result = tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(pool)).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
     match result {
         Ok(Ok(_)) => Check {
             status: "ok",

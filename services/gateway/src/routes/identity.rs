@@ -1,11 +1,13 @@
 //! Sign-in for people: register, log in (access + refresh token), refresh, log out, and
 //! `me` (who the presented credentials belong to, for any kind of credential).
 
+use std::net::SocketAddr;
+
 use axum::{
     Extension, Json,
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{HeaderMap, StatusCode},
-    response::IntoResponse,
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 use thinkbank_common::ErrorCode;
@@ -13,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     audit,
-    auth::{self, Principal, Role, Subject, tokens::IssuedTokens, users},
+    auth::{self, Principal, Role, Subject, login_throttle, tokens::IssuedTokens, users},
     error::{ApiError, ApiResult},
     openapi::responses::{
         BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized, Unavailable,
@@ -28,9 +30,16 @@ use crate::{
 pub struct LoginBody {
     pub username: String,
     pub password: String,
+    /// The account's tenant, by name or id. Usernames are unique per tenant; without a
+    /// tenant the name is looked up among the default tenant's users and accounts made before
+    /// usernames were per-tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
-/// Public, limited per client address (`THINKBANK_RATE_LIMIT_AUTH_PER_MIN`).
+/// Public, limited per client address (`THINKBANK_RATE_LIMIT_AUTH_PER_MIN`) and per account
+/// name: after `THINKBANK_LOGIN_MAX_FAILURES` failures in a row the name is locked (429 with
+/// `Retry-After`) whether or not an account has it.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "identity", security(()),
     request_body = LoginBody,
     responses(
@@ -44,12 +53,36 @@ pub struct LoginBody {
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginBody>,
-) -> ApiResult<Json<IssuedTokens>> {
-    match users::authenticate(&state.database, &body.username, body.password).await {
+) -> Result<Json<IssuedTokens>, Response> {
+    let tenant = body
+        .tenant
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    // Names no account can have are not counted (they are never looked up, and a megabyte of
+    // one must not become a megabyte of throttle state); the per-address limit covers them.
+    let attempt = match users::could_exist(tenant, &body.username).then(|| {
+        state
+            .login_throttle
+            .begin(&throttle_key(tenant, &body.username))
+    }) {
+        None => None,
+        Some(Ok(attempt)) => Some(attempt),
+        Some(Err(retry_after)) => {
+            return Err(crate::error::too_many_requests(
+                format!("too many failed sign-ins for this account name; retry in {retry_after} s"),
+                retry_after,
+            ));
+        }
+    };
+    match users::authenticate(&state.database, tenant, &body.username, body.password).await {
         Ok(user) => {
+            if let Some(attempt) = attempt {
+                attempt.succeeded();
+            }
             let issued = state.tokens.issue(&state.database, &user).await?;
             audit::record(
-                &state.database,
+                &state.audit,
                 audit::Event {
                     tenant_id: user.tenant_id,
                     actor: &format!("user:{}", user.username),
@@ -63,8 +96,11 @@ pub async fn login(
         }
         Err(error) => {
             if error.code == ErrorCode::Unauthenticated {
+                if let Some(locked) = attempt.and_then(login_throttle::Attempt::failed) {
+                    tracing::warn!(locked_secs = locked, "sign-in locked for an account name");
+                }
                 audit::record(
-                    &state.database,
+                    &state.audit,
                     audit::Event {
                         tenant_id: crate::DEFAULT_TENANT_ID,
                         actor: "anonymous",
@@ -74,14 +110,26 @@ pub async fn login(
                             Ok(()) => format!("username:{}", body.username),
                             Err(_) => format!("username:(invalid, {} bytes)", body.username.len()),
                         },
-                        details: serde_json::json!({}),
+                        // Like the name, a tenant no sign-in could name is recorded by size.
+                        details: match tenant {
+                            Some(t) if users::tenant_could_exist(t) => {
+                                serde_json::json!({"tenant": t})
+                            }
+                            Some(t) => serde_json::json!({"tenant_bytes": t.len()}),
+                            None => serde_json::json!({}),
+                        },
                     },
                 )
                 .await;
             }
-            Err(error)
+            Err(error.into())
         }
     }
+}
+
+/// The throttle counts names as submitted, per named tenant (whether or not either exists).
+fn throttle_key(tenant: Option<&str>, username: &str) -> String {
+    format!("{}/{username}", tenant.unwrap_or("").to_lowercase())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -146,6 +194,9 @@ pub struct RegisterBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Registered {
     pub user: users::UserRow,
+    /// Open sign-up: the new tenant, whose name or id signs in with the username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<tenants::TenantRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens: Option<IssuedTokens>,
 }
@@ -168,18 +219,24 @@ pub struct Registered {
     ))]
 pub async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RegisterBody>,
-) -> ApiResult<impl IntoResponse> {
-    let (user, tokens) = match auth::bearer(&headers) {
+) -> Result<impl IntoResponse, Response> {
+    let (user, tenant, tokens) = match auth::bearer(&headers) {
         Some(token) => {
-            let admin = auth::resolve(&state, token).await?;
+            let client =
+                crate::client_addr::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+            let admin = auth::resolve_from(&state, client, token).await?;
             if admin.role < Role::Admin {
                 return Err(ApiError::new(
                     ErrorCode::PermissionDenied,
                     "only admins add users to a tenant",
-                ));
+                )
+                .into());
             }
+            // A user reaches the whole tenant: a collection-scoped admin may not make one.
+            admin.require_tenant_admin()?;
             let role = body.role.unwrap_or(Role::Reader);
             let user = users::create(
                 &state.database,
@@ -190,18 +247,26 @@ pub async fn register(
             )
             .await?;
             audit_user_created(&state, &admin.actor(), &user).await;
-            (user, None)
+            (user, None, None)
         }
         None if state.config.open_signup => {
             if body.role.is_some() {
                 return Err(ApiError::invalid(
                     "role cannot be chosen at sign-up: the first user of a new tenant is its admin",
-                ));
+                )
+                .into());
             }
             users::validate_username(&body.username)?;
             auth::passwords::validate(&body.password)?;
+            // The tenant's name must not be derived from the username alone: a clash would
+            // answer 409 and so tell that someone else registered that name.
+            let suffix: String = rand::Rng::sample_iter(rand::rng(), rand::distr::Alphanumeric)
+                .take(8)
+                .map(|c| char::from(c).to_ascii_lowercase())
+                .collect();
             let tenant =
-                tenants::create(&state.database, &format!("user-{}", body.username)).await?;
+                tenants::create(&state.database, &format!("user-{}-{suffix}", body.username))
+                    .await?;
             let user = users::create(
                 &state.database,
                 tenant.id,
@@ -212,20 +277,28 @@ pub async fn register(
             .await?;
             audit_user_created(&state, "anonymous", &user).await;
             let tokens = state.tokens.issue(&state.database, &user).await?;
-            (user, Some(tokens))
+            (user, Some(tenant), Some(tokens))
         }
         None => {
             return Err(auth::unauthenticated(
                 "sign-up is closed: an admin adds users (THINKBANK_OPEN_SIGNUP is off)",
-            ));
+            )
+            .into());
         }
     };
-    Ok((StatusCode::CREATED, Json(Registered { user, tokens })))
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            user,
+            tenant,
+            tokens,
+        }),
+    ))
 }
 
 pub async fn audit_user_created(state: &AppState, actor: &str, user: &users::UserRow) {
     audit::record(
-        &state.database,
+        &state.audit,
         audit::Event {
             tenant_id: user.tenant_id,
             actor,

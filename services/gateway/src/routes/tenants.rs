@@ -121,7 +121,7 @@ pub async fn create_route(
     )
     .await?;
     audit::record(
-        &state.database,
+        &state.audit,
         audit::Event {
             tenant_id: tenant.id,
             actor: &actor,

@@ -57,6 +57,8 @@ function openDialog(reason) {
     const keyInput = h('input', { id: 'signin-key', type: 'password', autocomplete: 'off', placeholder: 'tb_…' });
     const userInput = h('input', { id: 'signin-user', type: 'text', autocomplete: 'username' });
     const passInput = h('input', { id: 'signin-pass', type: 'password', autocomplete: 'current-password' });
+    // Usernames are unique per tenant: accounts outside the default tenant name theirs.
+    const tenantInput = h('input', { id: 'signin-tenant', type: 'text', autocomplete: 'organization', placeholder: 'optional' });
     const submit = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
     const cancel = h('button', { type: 'button', value: 'cancel' }, 'Cancel');
     const form = h('form', { class: 'signin', method: 'dialog' },
@@ -69,6 +71,8 @@ function openDialog(reason) {
       userInput,
       h('label', { for: 'signin-pass' }, 'Password'),
       passInput,
+      h('label', { for: 'signin-tenant' }, 'Tenant'),
+      tenantInput,
       error,
       h('div', { class: 'actions' }, cancel, submit),
     );
@@ -97,7 +101,11 @@ function openDialog(reason) {
         const response = await fetch('/api/v1/auth/login', {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ username: userInput.value, password: passInput.value }),
+          body: JSON.stringify({
+            username: userInput.value,
+            password: passInput.value,
+            ...(tenantInput.value.trim() ? { tenant: tenantInput.value.trim() } : {}),
+          }),
         });
         const body = await response.json().catch(() => ({}));
         if (!response.ok || !body.access_token) {

@@ -54,7 +54,10 @@ function renderPanel(panel, readiness) {
     h('span', { class: `dot ${check.status === 'ok' ? 'ok' : 'failing'}`, 'aria-hidden': 'true' }),
     h('strong', {}, name),
     ' ',
-    check.status === 'ok' ? `ok · ${check.latency_ms.toFixed(1)} ms` : `${check.status}: ${check.error || ''}`));
+    // Latencies and error texts are shown to operators only; others see the status alone.
+    check.status === 'ok'
+      ? (typeof check.latency_ms === 'number' ? `ok · ${check.latency_ms.toFixed(1)} ms` : 'ok')
+      : (check.error ? `${check.status}: ${check.error}` : check.status)));
   if (readiness.error) rows.push(h('li', {}, h('span', { class: 'dot failing', 'aria-hidden': 'true' }), `gateway unreachable: ${readiness.error}`));
   const llm = lastLlm
     ? (lastLlm.mode === 'extractive' ? 'extractive answers (no LLM configured)' : `${lastLlm.mode} · ${lastLlm.model}`)
