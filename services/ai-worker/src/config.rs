@@ -117,6 +117,10 @@ pub struct Config {
     #[command(flatten)]
     pub parsing: crate::ingest::parse::ParseSettings,
 
+    /// Default per-tenant quotas (`THINKBANK_QUOTA_MAX_*`).
+    #[command(flatten)]
+    pub quotas: crate::ingest::quota::QuotaSettings,
+
     /// The optional LLM for generative answers (`THINKBANK_LLM_*`).
     #[command(flatten)]
     pub llm: crate::llm::LlmConfig,
@@ -177,6 +181,10 @@ mod tests {
         assert_eq!(config.rerank, crate::search::rerank::RerankArgs::default());
         assert_eq!(config.answers, crate::chat::AnswerConfig::default());
         assert_eq!(config.bm25, crate::search::Bm25::default());
+        assert_eq!(
+            config.quotas,
+            crate::ingest::quota::QuotaSettings::default()
+        );
     }
     #[test]
     fn serving_without_a_token_takes_an_explicit_flag() {

@@ -61,6 +61,8 @@ pub struct State {
     /// The LLM for generative answers; `None` means extractive answers.
     pub llm: Option<llm::Llm>,
     pub max_asset_bytes: usize,
+    /// Default per-tenant quotas (overridden per tenant in `worker.tenant_quotas`).
+    pub quotas: ingest::quota::QuotaSettings,
     /// Wakes the ingestion loops when this process queues work.
     pub wake: Arc<Notify>,
     /// Open queue-wait spans of the jobs this worker queued.
@@ -193,6 +195,7 @@ pub async fn run_with_admin(
         worker_id,
         lease: config.ingest_lease,
         max_attempts: config.ingest_max_attempts.max(1),
+        quotas: config.quotas,
         wake: state.wake.clone(),
         job_traces: state.job_traces.clone(),
     };
@@ -295,6 +298,7 @@ async fn initialise(config: &Config) -> anyhow::Result<State> {
         embedder,
         models,
         max_asset_bytes: config.max_asset_bytes,
+        quotas: config.quotas,
         wake: Arc::new(Notify::new()),
     })
 }

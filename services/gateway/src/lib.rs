@@ -116,6 +116,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/tenants",
             post(routes::tenants::create_route).get(routes::tenants::list_route),
         )
+        .route(
+            "/api/v1/tenants/{id}/quotas",
+            get(routes::tenant_quotas::get_route).put(routes::tenant_quotas::put_route),
+        )
         .route("/api/v1/audit", get(routes::admin::list_audit))
         .route("/api/v1/audit/verify", get(routes::admin::verify_audit))
         .layer(DefaultBodyLimit::max(json_limit));

@@ -12,6 +12,7 @@ pub mod health;
 pub mod identity;
 pub mod openai;
 pub mod search;
+pub mod tenant_quotas;
 pub mod tenants;
 pub mod ui;
 
