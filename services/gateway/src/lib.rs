@@ -16,6 +16,7 @@ pub mod routes;
 pub mod state;
 pub mod trace;
 pub mod views;
+pub mod watch_caps;
 pub mod worker_client;
 
 use anyhow::Context as _;

@@ -184,6 +184,9 @@ pub fn worker_config(
         listen: "127.0.0.1:0".parse().expect("valid address"),
         admin_listen: "127.0.0.1:0".parse().expect("valid address"),
         max_concurrent_calls: 256,
+        max_watches: 4096,
+        watch_max_duration: Duration::from_secs(3600),
+        watch_fallback_poll: Duration::from_secs(5),
         internal_token: None,
         // Tests talk to the worker directly on loopback; those that check the token set one.
         insecure_no_internal_token: true,

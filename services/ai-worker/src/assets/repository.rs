@@ -291,6 +291,17 @@ impl Assets {
         row.ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
     }
 
+    /// The rows of `ids` that exist, read outside any tenant's scope: only for the watch hub
+    /// (`assets::watch`), which hands a row only to watches already authorised for it.
+    pub async fn get_many_unscoped(&self, ids: &[Uuid]) -> Result<Vec<AssetRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM worker.assets WHERE id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Newest first, keyset-paginated.
     pub async fn list(&self, tenant: &Tenant, filter: &ListFilter) -> Result<Vec<AssetRow>> {
         let (after_time, after_id) = filter.after.unzip();

@@ -2,6 +2,7 @@
 //! the one JSON shape in `crate::error`.
 
 pub mod admin;
+pub mod asset_events;
 pub mod assets;
 pub mod chat;
 pub mod chat_resume;
