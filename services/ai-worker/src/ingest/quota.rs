@@ -15,11 +15,13 @@ use crate::error::{Result, WorkerError};
 /// The first key of the advisory lock taken per tenant (the second is the tenant's hash).
 const QUOTA_LOCK_CLASS: i32 = 0x7162_0001;
 
-/// The worker's default quotas, for tenants without an override. 0 is no limit.
+/// The worker's default quotas, for tenants without an override. 0 is no limit. (Argument
+/// ids are prefixed: `max_chunks` alone is the parsing cap's.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::Args)]
 pub struct QuotaSettings {
     /// Assets a tenant may hold (any status) unless its quota row says otherwise; 0: no limit.
     #[arg(
+        id = "quota_max_assets",
         long = "quota-max-assets",
         env = "THINKBANK_QUOTA_MAX_ASSETS",
         default_value_t = 0
@@ -27,6 +29,7 @@ pub struct QuotaSettings {
     pub max_assets: u64,
     /// Bytes of stored assets a tenant may hold (the uploads' sizes); 0: no limit.
     #[arg(
+        id = "quota_max_bytes",
         long = "quota-max-bytes",
         env = "THINKBANK_QUOTA_MAX_BYTES",
         default_value_t = 0
@@ -34,6 +37,7 @@ pub struct QuotaSettings {
     pub max_bytes: u64,
     /// Indexed chunks a tenant may hold over all its assets; 0: no limit.
     #[arg(
+        id = "quota_max_chunks",
         long = "quota-max-chunks",
         env = "THINKBANK_QUOTA_MAX_CHUNKS",
         default_value_t = 0
