@@ -35,6 +35,21 @@ pub struct Config {
     )]
     pub max_concurrent_calls: usize,
 
+    /// `WatchAsset` streams open at once. They do not count against
+    /// `THINKBANK_WORKER_MAX_CONCURRENT_CALLS` (a watch mostly waits); past this cap a new one is
+    /// refused with RESOURCE_EXHAUSTED. 0: no limit.
+    #[arg(long, env = "THINKBANK_WORKER_MAX_WATCHES", default_value_t = 4096)]
+    pub max_watches: usize,
+
+    /// Longest life of one `WatchAsset` stream; it then ends (OK) and the caller watches again.
+    #[arg(long, env = "THINKBANK_WATCH_MAX_DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub watch_max_duration: Duration,
+
+    /// How often the watched assets are re-read in case a change notification was lost (changes
+    /// arrive by LISTEN/NOTIFY at once; this is only the safety net).
+    #[arg(long, env = "THINKBANK_WATCH_FALLBACK_POLL", default_value = "5s", value_parser = parse_duration)]
+    pub watch_fallback_poll: Duration,
+
     /// Shared secret the gateway presents (`authorization: Bearer …`); calls without it are
     /// refused. Required: the worker does not start without it unless
     /// `--insecure-no-internal-token` is given.
@@ -117,6 +132,10 @@ pub struct Config {
     #[command(flatten)]
     pub parsing: crate::ingest::parse::ParseSettings,
 
+    /// Default per-tenant quotas (`THINKBANK_QUOTA_MAX_*`).
+    #[command(flatten)]
+    pub quotas: crate::ingest::quota::QuotaSettings,
+
     /// The optional LLM for generative answers (`THINKBANK_LLM_*`).
     #[command(flatten)]
     pub llm: crate::llm::LlmConfig,
@@ -177,6 +196,10 @@ mod tests {
         assert_eq!(config.rerank, crate::search::rerank::RerankArgs::default());
         assert_eq!(config.answers, crate::chat::AnswerConfig::default());
         assert_eq!(config.bm25, crate::search::Bm25::default());
+        assert_eq!(
+            config.quotas,
+            crate::ingest::quota::QuotaSettings::default()
+        );
     }
     #[test]
     fn serving_without_a_token_takes_an_explicit_flag() {

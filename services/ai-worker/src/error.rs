@@ -18,6 +18,9 @@ pub enum WorkerError {
     PermissionDenied(String),
     #[error("{0}")]
     Unimplemented(String),
+    /// A quota or cap of the caller was reached; the message names it and its limit.
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -43,6 +46,7 @@ impl WorkerError {
             Self::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Self::Unimplemented(_) => ErrorCode::Unimplemented,
+            Self::ResourceExhausted(_) => ErrorCode::ResourceExhausted,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Database(error) if is_connectivity_error(error) => ErrorCode::Unavailable,
             Self::Database(_) | Self::ObjectStore(_) | Self::Embedding(_) | Self::Internal(_) => {

@@ -61,8 +61,14 @@ pub struct State {
     /// The LLM for generative answers; `None` means extractive answers.
     pub llm: Option<llm::Llm>,
     pub max_asset_bytes: usize,
+    /// Default per-tenant quotas (overridden per tenant in `worker.tenant_quotas`).
+    pub quotas: ingest::quota::QuotaSettings,
     /// Wakes the ingestion loops when this process queues work.
     pub wake: Arc<Notify>,
+    /// Asset changes fanned out to `WatchAsset` streams (see `assets::watch`).
+    pub watches: assets::watch::Watches,
+    /// Longest life of one `WatchAsset` stream.
+    pub watch_max_duration: Duration,
     /// Open queue-wait spans of the jobs this worker queued.
     pub job_traces: telemetry::job_trace::JobTraces,
     /// The shadow retrieval profile compared with live searches, when configured.
@@ -144,7 +150,10 @@ pub async fn run_with_admin(
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .layer(telemetry::rpc::RpcLayer::new(config.max_concurrent_calls))
+            .layer(telemetry::rpc::RpcLayer::new(
+                config.max_concurrent_calls,
+                config.max_watches,
+            ))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_v1alpha)
@@ -164,6 +173,16 @@ pub async fn run_with_admin(
         state.pool.clone(),
         shutdown.clone(),
     ));
+    let watch_hub = {
+        let (watches, pool, assets) = (
+            state.watches.clone(),
+            state.pool.clone(),
+            state.assets.clone(),
+        );
+        let fallback = config.watch_fallback_poll.max(Duration::from_millis(100));
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { watches.run(&pool, assets, fallback, shutdown).await })
+    };
 
     let worker_id = format!("{}-{}", local_addr, Uuid::new_v4());
     let runner = Runner {
@@ -193,6 +212,7 @@ pub async fn run_with_admin(
         worker_id,
         lease: config.ingest_lease,
         max_attempts: config.ingest_max_attempts.max(1),
+        quotas: config.quotas,
         wake: state.wake.clone(),
         job_traces: state.job_traces.clone(),
     };
@@ -215,6 +235,7 @@ pub async fn run_with_admin(
     let _ = probe.await;
     let _ = runner_task.await;
     let _ = queue_gauges.await;
+    let _ = watch_hub.await;
     let _ = admin.await;
     server
         .await
@@ -295,7 +316,10 @@ async fn initialise(config: &Config) -> anyhow::Result<State> {
         embedder,
         models,
         max_asset_bytes: config.max_asset_bytes,
+        quotas: config.quotas,
         wake: Arc::new(Notify::new()),
+        watches: assets::watch::Watches::default(),
+        watch_max_duration: config.watch_max_duration,
     })
 }
 

@@ -173,6 +173,28 @@ pub struct Config {
     /// the answer the moment the connection closes.
     #[arg(long, env = "THINKBANK_SSE_RESUME_WINDOW_SECS", default_value_t = 0)]
     pub sse_resume_window_secs: u64,
+
+    /// Progress streams (`GET /api/v1/assets/{id}/events`) one principal may hold open on
+    /// this gateway; the next one is refused with 429.
+    #[arg(
+        long,
+        env = "THINKBANK_SSE_MAX_WATCHES_PER_PRINCIPAL",
+        default_value_t = 16
+    )]
+    pub sse_max_watches_per_principal: usize,
+
+    /// Progress streams one tenant may hold open on this gateway, all its principals together.
+    #[arg(
+        long,
+        env = "THINKBANK_SSE_MAX_WATCHES_PER_TENANT",
+        default_value_t = 128
+    )]
+    pub sse_max_watches_per_tenant: usize,
+
+    /// Longest life of one progress stream, in seconds: it then ends with a `reconnect` event
+    /// (browsers' EventSource reconnects by itself).
+    #[arg(long, env = "THINKBANK_SSE_WATCH_MAX_SECS", default_value_t = 600)]
+    pub sse_watch_max_secs: u64,
 }
 
 impl Config {
@@ -249,6 +271,9 @@ impl Config {
             chat_timeout_secs: 300,
             sse_heartbeat_secs: 15,
             sse_resume_window_secs: 0,
+            sse_max_watches_per_principal: 16,
+            sse_max_watches_per_tenant: 128,
+            sse_watch_max_secs: 600,
         }
     }
 }

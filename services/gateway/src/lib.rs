@@ -17,6 +17,7 @@ pub mod routes;
 pub mod state;
 pub mod trace;
 pub mod views;
+pub mod watch_caps;
 pub mod worker_client;
 
 use anyhow::Context as _;
@@ -116,6 +117,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/tenants",
             post(routes::tenants::create_route).get(routes::tenants::list_route),
+        )
+        .route(
+            "/api/v1/tenants/{id}/quotas",
+            get(routes::tenant_quotas::get_route).put(routes::tenant_quotas::put_route),
         )
         .route("/api/v1/audit", get(routes::admin::list_audit))
         .route("/api/v1/audit/verify", get(routes::admin::verify_audit))

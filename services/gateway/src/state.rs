@@ -46,6 +46,8 @@ pub struct AppState {
     pub active_chats: crate::routes::chat::ActiveChats,
     /// Resumable chat streams, by conversation id (only with a resume window).
     pub chat_hubs: crate::routes::chat_resume::Hubs,
+    /// Open progress streams per principal and tenant (see `watch_caps`).
+    pub watch_caps: crate::watch_caps::WatchCaps,
 }
 
 impl AppState {
@@ -106,6 +108,10 @@ impl AppState {
             }))
         });
         let limiter = Limiter::new(config.limits.clone());
+        let watch_caps = crate::watch_caps::WatchCaps::new(
+            config.sse_max_watches_per_principal,
+            config.sse_max_watches_per_tenant,
+        );
         Ok(Self {
             worker,
             health: HealthClient::new(channel),
@@ -123,6 +129,7 @@ impl AppState {
             shutdown,
             active_chats: crate::routes::chat::ActiveChats::default(),
             chat_hubs: crate::routes::chat_resume::Hubs::default(),
+            watch_caps,
         })
     }
 

@@ -184,6 +184,9 @@ pub fn worker_config(
         listen: "127.0.0.1:0".parse().expect("valid address"),
         admin_listen: "127.0.0.1:0".parse().expect("valid address"),
         max_concurrent_calls: 256,
+        max_watches: 4096,
+        watch_max_duration: Duration::from_secs(3600),
+        watch_fallback_poll: Duration::from_secs(5),
         internal_token: None,
         // Tests talk to the worker directly on loopback; those that check the token set one.
         insecure_no_internal_token: true,
@@ -200,6 +203,7 @@ pub fn worker_config(
         migration_batch: 64,
         embed: thinkbank_ai_worker::embed::registry::EmbedConfig::default(),
         parsing: thinkbank_ai_worker::ingest::parse::ParseSettings::default(),
+        quotas: thinkbank_ai_worker::ingest::quota::QuotaSettings::default(),
         llm: thinkbank_ai_worker::llm::LlmConfig::default(),
         rerank: thinkbank_ai_worker::search::rerank::RerankArgs::default(),
         bm25: thinkbank_ai_worker::search::Bm25::default(),

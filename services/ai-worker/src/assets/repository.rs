@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::ingest::quota::{self, QuotaSettings};
 use crate::telemetry::job_trace::QueuedBy;
 
 use crate::{
@@ -208,15 +209,18 @@ impl Assets {
 
     /// Inserts the asset and its queue job in one transaction. When the same bytes already
     /// exist in the collection, nothing is written and the existing asset is returned with
-    /// `false`.
+    /// `false`. A new asset that would take the tenant over a quota is refused
+    /// (RESOURCE_EXHAUSTED naming the quota) and nothing is written.
     pub async fn insert_queued(
         &self,
         tenant: &Tenant,
         new: NewAsset,
         model: &str,
         queued_by: &QueuedBy,
+        quotas: &QuotaSettings,
     ) -> Result<(AssetRow, bool)> {
         let mut tx = tenant.begin(&self.pool).await?;
+        quota::lock(&mut tx, tenant.id).await?;
         let inserted: Option<AssetRow> = sqlx::query_as(&format!(
             "INSERT INTO worker.assets (id, tenant_id, collection_id, filename, \
                  declared_media_type, media_type, size_bytes, sha256, object_key, external_id, \
@@ -254,6 +258,12 @@ impl Assets {
             tx.commit().await?;
             return Ok((existing, false));
         };
+        let limits = quota::limits(&mut tx, quotas, tenant.id).await?;
+        let usage = quota::usage_of_current_tenant(&mut tx).await?;
+        if let Err(refused) = quota::check_upload(&limits, &usage, asset.size_bytes) {
+            tx.rollback().await?;
+            return Err(refused);
+        }
         sqlx::query(
             "INSERT INTO worker.ingest_jobs (asset_id, tenant_id, traceparent, request_id) \
              VALUES ($1, $2, $3, $4)",
@@ -279,6 +289,17 @@ impl Assets {
         .await?;
         tx.commit().await?;
         row.ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
+    }
+
+    /// The rows of `ids` that exist, read outside any tenant's scope: only for the watch hub
+    /// (`assets::watch`), which hands a row only to watches already authorised for it.
+    pub async fn get_many_unscoped(&self, ids: &[Uuid]) -> Result<Vec<AssetRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM worker.assets WHERE id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Newest first, keyset-paginated.

@@ -7,6 +7,7 @@ mod embeddings;
 mod search_convert;
 mod service;
 mod uploads;
+mod watch;
 
 pub use caller::{COLLECTIONS_HEADER, Callers, TENANT_HEADER};
 pub use service::AiWorkerService;

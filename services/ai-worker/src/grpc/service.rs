@@ -4,7 +4,6 @@
 use std::{
     pin::Pin,
     sync::{Arc, OnceLock},
-    time::Duration,
 };
 
 use futures::Stream;
@@ -28,8 +27,6 @@ use crate::{
 const MAX_QUERY_BYTES: usize = 8 * 1024;
 const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_PAGE_SIZE: u32 = 200;
-/// How often WatchAsset looks for changes.
-const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -506,45 +503,13 @@ impl AiWorker for AiWorkerService {
         let state = self.state()?;
         let tenant = self.caller(&request)?;
         let id = parse_uuid("id", &request.get_ref().id)?;
+        // Subscribed before the read, so no change between the two is missed; the read is the
+        // tenant-scoped check that this caller may see the asset at all.
+        let subscription = state.watches.subscribe(id);
         let first = state.assets.get(&tenant, id).await?;
         let (tx, rx) = mpsc::channel(8);
-        tokio::spawn(async move {
-            let mut last = first;
-            if tx
-                .send(Ok(pb::WatchAssetResponse {
-                    asset: Some(convert::asset(&last)),
-                }))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            while !last.status().is_final() {
-                tokio::time::sleep(WATCH_INTERVAL).await;
-                let current = match state.assets.get(&tenant, id).await {
-                    Ok(current) => current,
-                    Err(error) => {
-                        let _ = tx.send(Err(error.into())).await;
-                        return;
-                    }
-                };
-                let changed = (current.status != last.status)
-                    || (current.stage != last.stage)
-                    || (current.progress - last.progress).abs() > f32::EPSILON
-                    || (current.error != last.error);
-                if changed
-                    && tx
-                        .send(Ok(pb::WatchAssetResponse {
-                            asset: Some(convert::asset(&current)),
-                        }))
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
-                last = current;
-            }
-        });
+        let deadline = tokio::time::Instant::now() + state.watch_max_duration;
+        tokio::spawn(super::watch::forward(subscription, first, tx, deadline));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{
     objects::Objects,
+    quota,
     sniff::{self, Format},
     spool::Spooled,
 };
@@ -76,6 +77,15 @@ pub async fn accept(state: &State, meta: UploadMeta, content: Bytes) -> Result<(
         .resolve_collection(&meta.tenant, meta.collection_id)
         .await?;
     let sha256 = hex(&Sha256::digest(&content));
+    quota::precheck(
+        &state.pool,
+        &meta.tenant,
+        &state.quotas,
+        collection_id,
+        &sha256,
+        size,
+    )
+    .await?;
     let object_key = Objects::key(meta.tenant.id, collection_id, &sha256);
     // Written before the row: the key is content-addressed, so a duplicate write is harmless,
     // and the row never points at missing bytes.
@@ -112,6 +122,15 @@ pub async fn accept_spooled(
         .assets
         .resolve_collection(&meta.tenant, meta.collection_id)
         .await?;
+    quota::precheck(
+        &state.pool,
+        &meta.tenant,
+        &state.quotas,
+        collection_id,
+        &spooled.sha256,
+        size,
+    )
+    .await?;
     let object_key = Objects::key(meta.tenant.id, collection_id, &spooled.sha256);
     state.objects.put_file(&object_key, &spooled.path).await?;
     record(
@@ -159,10 +178,21 @@ async fn record(
         metadata: meta.metadata,
     };
     let queued_by = crate::telemetry::job_trace::QueuedBy::current();
-    let (asset, created) = state
+    let object_key = new.object_key.clone();
+    let (asset, created) = match state
         .assets
-        .insert_queued(&meta.tenant, new, model, &queued_by)
-        .await?;
+        .insert_queued(&meta.tenant, new, model, &queued_by, &state.quotas)
+        .await
+    {
+        Ok(inserted) => inserted,
+        // Over a quota after all (a concurrent upload took the room): the bytes just stored
+        // belong to no asset, so they go too.
+        Err(refused @ WorkerError::ResourceExhausted(_)) => {
+            super::objects::release(&state.assets, &state.objects, &object_key).await;
+            return Err(refused);
+        }
+        Err(error) => return Err(error),
+    };
     if created {
         state.job_traces.queued(asset.id);
         state.wake.notify_one();

@@ -24,11 +24,54 @@ pub struct ClaimedJob {
     pub waited: Duration,
 }
 
+/// A job that may be claimed now (`$3`: the attempt cap); `j` is `worker.ingest_jobs`.
+macro_rules! due {
+    () => {
+        "j.run_after <= now() AND (j.leased_until IS NULL OR j.leased_until < now()) \
+         AND j.attempts < $3"
+    };
+}
+
+/// The job to claim next, fairly across tenants: among tenants with a due job, the one with
+/// the fewest jobs running, then the one served longest ago (`ingest_turns`), then the one
+/// whose oldest due job is oldest; then that tenant's oldest due job. A tenant whose due jobs
+/// are all locked by concurrent claims is passed over for the next (`SKIP LOCKED` inside the
+/// lateral join; the outer `LIMIT 1` stops at the first tenant that yields a job, so only one
+/// job is ever locked). Tenants are enumerated with a skip scan of the `(tenant_id, run_after)`
+/// index, so a tenant with a million queued jobs costs one index probe, not a million rows.
+const FAIR_PICK: &str = concat!(
+    "WITH RECURSIVE queued(tenant_id) AS ( \
+         (SELECT tenant_id FROM worker.ingest_jobs ORDER BY tenant_id LIMIT 1) \
+         UNION ALL \
+         SELECT (SELECT n.tenant_id FROM worker.ingest_jobs n WHERE n.tenant_id > q.tenant_id \
+                 ORDER BY n.tenant_id LIMIT 1) \
+         FROM queued q WHERE q.tenant_id IS NOT NULL), \
+     candidates AS ( \
+         SELECT q.tenant_id, \
+             (SELECT count(*) FROM worker.ingest_jobs r WHERE r.tenant_id = q.tenant_id \
+                 AND r.leased_by IS NOT NULL AND r.leased_until >= now()) AS running, \
+             coalesce((SELECT t.last_served_at FROM worker.ingest_turns t \
+                 WHERE t.tenant_id = q.tenant_id), '-infinity') AS served, \
+             (SELECT min(j.run_after) FROM worker.ingest_jobs j \
+                 WHERE j.tenant_id = q.tenant_id AND ",
+    due!(),
+    ") AS oldest \
+         FROM queued q WHERE q.tenant_id IS NOT NULL) \
+     SELECT picked.asset_id \
+     FROM (SELECT * FROM candidates WHERE oldest IS NOT NULL \
+           ORDER BY running, served, oldest) c \
+     CROSS JOIN LATERAL ( \
+         SELECT j.asset_id FROM worker.ingest_jobs j WHERE j.tenant_id = c.tenant_id AND ",
+    due!(),
+    " ORDER BY j.run_after LIMIT 1 FOR UPDATE SKIP LOCKED) picked \
+     LIMIT 1"
+);
+
 /// Exhausted jobs ended per claim, so a backlog of them cannot make one claim slow.
 const EXHAUSTED_PER_CLAIM: i64 = 100;
 
-/// Claims the oldest due job that has attempts left, leasing it to `worker_id` for `lease`;
-/// with it, who queued it.
+/// Claims a due job that has attempts left, fairly across tenants (see [`FAIR_PICK`]),
+/// leasing it to `worker_id` for `lease`; with it, who queued it.
 ///
 /// An attempt is counted when the job is claimed, not when it ends, so an attempt that killed
 /// the process (a parser crash, the OOM killer) counts too. A due job that has used
@@ -64,17 +107,13 @@ pub async fn claim(
         crate::telemetry::METRICS.ingest_job("failed");
         tracing::warn!(%asset_id, attempts, "asset failed: its attempts ran out without an outcome");
     }
-    let row: Option<JobRow> = sqlx::query_as(
+    let row: Option<JobRow> = sqlx::query_as(&format!(
         "UPDATE worker.ingest_jobs SET leased_by = $1, \
              leased_until = now() + make_interval(secs => $2), attempts = attempts + 1 \
-         WHERE asset_id = ( \
-             SELECT asset_id FROM worker.ingest_jobs \
-             WHERE run_after <= now() AND (leased_until IS NULL OR leased_until < now()) \
-                 AND attempts < $3 \
-             ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         WHERE asset_id = ({FAIR_PICK}) \
          RETURNING asset_id, tenant_id, attempts, \
-             extract(epoch FROM now() - run_after)::float8, traceparent, request_id",
-    )
+             extract(epoch FROM now() - run_after)::float8, traceparent, request_id"
+    ))
     .bind(worker_id)
     .bind(lease.as_secs_f64())
     .bind(max_attempts)
@@ -85,6 +124,15 @@ pub async fn claim(
         tx.commit().await?;
         return Ok(None);
     };
+    // clock_timestamp, not now(): claims in one instant still order their tenants' turns.
+    sqlx::query(
+        "INSERT INTO worker.ingest_turns (tenant_id, last_served_at) \
+         VALUES ($1, clock_timestamp()) \
+         ON CONFLICT (tenant_id) DO UPDATE SET last_served_at = excluded.last_served_at",
+    )
+    .bind(tenant_id)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "UPDATE worker.assets SET status = 'processing', stage = 'reading', progress = 0, \
          attempts = $2, updated_at = now() WHERE id = $1",

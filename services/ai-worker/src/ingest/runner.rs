@@ -47,6 +47,8 @@ pub struct Runner {
     pub worker_id: String,
     pub lease: Duration,
     pub max_attempts: i32,
+    /// Default per-tenant quotas; the chunk quota is checked when a document's chunks commit.
+    pub quotas: super::quota::QuotaSettings,
     /// Notified when this process queues work, so uploads do not wait for the next poll.
     pub wake: Arc<Notify>,
     pub job_traces: crate::telemetry::job_trace::JobTraces,
@@ -397,6 +399,23 @@ impl Runner {
             .map_err(WorkerError::from)?;
         }
         let replaced = replace_older_versions(&mut tx, asset).await?;
+        // Over the tenant's chunk quota: nothing of this attempt is kept (not even the
+        // replacement of older versions), and retrying cannot fit it.
+        if let Err(refused) = super::quota::check_commit(
+            &mut tx,
+            &self.quotas,
+            asset.tenant_id,
+            asset.id,
+            chunks.len(),
+        )
+        .await
+        {
+            tx.rollback().await.map_err(WorkerError::from)?;
+            return Err(match refused {
+                WorkerError::ResourceExhausted(reason) => JobError::Permanent(reason),
+                other => other.into(),
+            });
+        }
         Assets::mark_ready(&mut tx, job.asset_id, chunks.len()).await?;
         if !queue::complete(&mut tx, job.asset_id, &self.worker_id).await? {
             tx.rollback().await.map_err(WorkerError::from)?;

@@ -67,17 +67,23 @@ fn method_label(path: &str) -> String {
     }
 }
 
-/// See the module documentation. `max_concurrent_calls` of 0 disables shedding.
+/// The one method whose streams mostly wait: it has its own cap instead of a call permit, so
+/// open progress watches can never take the permits every other call needs.
+const WATCH_METHOD: &str = "/thinkbank.v1.AiWorker/WatchAsset";
+
+/// See the module documentation. A limit of 0 disables that shedding.
 #[derive(Debug, Clone)]
 pub struct RpcLayer {
     permits: Option<Arc<Semaphore>>,
+    watch_permits: Option<Arc<Semaphore>>,
 }
 
 impl RpcLayer {
-    pub fn new(max_concurrent_calls: usize) -> Self {
+    pub fn new(max_concurrent_calls: usize, max_watches: usize) -> Self {
+        let semaphore = |n: usize| (n > 0).then(|| Arc::new(Semaphore::new(n)));
         Self {
-            permits: (max_concurrent_calls > 0)
-                .then(|| Arc::new(Semaphore::new(max_concurrent_calls))),
+            permits: semaphore(max_concurrent_calls),
+            watch_permits: semaphore(max_watches),
         }
     }
 }
@@ -89,6 +95,7 @@ impl<S> tower::Layer<S> for RpcLayer {
         RpcService {
             inner,
             permits: self.permits.clone(),
+            watch_permits: self.watch_permits.clone(),
         }
     }
 }
@@ -97,6 +104,7 @@ impl<S> tower::Layer<S> for RpcLayer {
 pub struct RpcService<S> {
     inner: S,
     permits: Option<Arc<Semaphore>>,
+    watch_permits: Option<Arc<Semaphore>>,
 }
 
 type ResponseBody = tonic::body::Body;
@@ -141,7 +149,19 @@ where
             trace_id = tracing::field::Empty,
         );
         trace_context::adopt(&span, request.headers());
-        let permit = match &self.permits {
+        let (permits, refusal) = if method == WATCH_METHOD {
+            (
+                &self.watch_permits,
+                "the worker has as many progress watches open as it allows \
+                 (THINKBANK_WORKER_MAX_WATCHES); retry shortly",
+            )
+        } else {
+            (
+                &self.permits,
+                "the worker is at its concurrency limit; retry shortly",
+            )
+        };
+        let permit = match permits {
             Some(permits) if !is_health => match permits.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
@@ -150,9 +170,7 @@ where
                     span.in_scope(|| {
                         tracing::warn!("at the concurrency limit; refusing the call");
                     });
-                    let status = tonic::Status::resource_exhausted(
-                        "the worker is at its concurrency limit; retry shortly",
-                    );
+                    let status = tonic::Status::resource_exhausted(refusal);
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
             },

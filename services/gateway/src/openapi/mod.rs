@@ -94,6 +94,8 @@ const STREAMS: &str = include_str!("../../../../docs/sse-events.md");
         routes::admin::verify_audit,
         routes::tenants::create_route,
         routes::tenants::list_route,
+        routes::tenant_quotas::get_route,
+        routes::tenant_quotas::put_route,
         routes::collections::create,
         routes::collections::list,
         routes::collections::get,

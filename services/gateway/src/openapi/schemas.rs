@@ -60,6 +60,8 @@ fn asset_stream() -> Value {
         "oneOf": [
             event("asset", "Asset", "the asset as it is now", true),
             event("error", "Error", "watching failed", true),
+            event("reconnect", "Reconnect", "the stream reached its maximum duration \
+                   (`THINKBANK_SSE_WATCH_MAX_SECS`) before the asset was final: watch again", true),
             event("done", "Done", "the stream's end (carries no id of its own)", false),
         ],
     })
@@ -227,6 +229,15 @@ pub fn merge_into(spec: &mut Value) {
     let schemas = [
         ("ChatStreamEvent", chat_stream()),
         ("AssetStreamEvent", asset_stream()),
+        (
+            "Reconnect",
+            json!({
+                "type": "object",
+                "required": ["reason"],
+                "properties": { "reason": { "type": "string" } },
+                "description": "why the stream ended before the asset was final",
+            }),
+        ),
         ("ChatCompletionStreamEvent", completion_stream()),
         (
             "Done",

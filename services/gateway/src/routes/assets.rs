@@ -1,9 +1,9 @@
 //! `/api/v1/assets`: upload (multipart), list, get, delete, and live progress as SSE.
 
-use std::{convert::Infallible, time::Duration};
+use std::time::Duration;
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{
         Multipart, Path, Query, State,
         multipart::{MultipartError, MultipartRejection},
@@ -11,7 +11,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{
         IntoResponse, Response,
-        sse::{Event, KeepAlive, Sse},
+        sse::{KeepAlive, Sse},
     },
 };
 use futures::StreamExt as _;
@@ -20,9 +20,11 @@ use thinkbank_common::ErrorCode;
 use thinkbank_proto::v1 as pb;
 
 use crate::{
+    auth::Principal,
     error::{ApiError, ApiResult},
     openapi::responses::{
-        BadRequest, Conflict, Internal, NotFound, PayloadTooLarge, Timeout, Unavailable,
+        BadRequest, Conflict, Internal, NotFound, PayloadTooLarge, Timeout, TooManyRequests,
+        Unavailable,
     },
     state::AppState,
     views::{self, AssetView},
@@ -428,51 +430,42 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/assets/{id}/events` — SSE: one `asset` event per progress change, then `done`.
+/// `GET /api/v1/assets/{id}/events` — SSE: one `asset` event per progress change, then `done`;
+/// or `reconnect` when the stream reached its maximum duration first.
 #[utoipa::path(get, path = "/api/v1/assets/{id}/events", tag = "assets",
     params(("id" = String, Path, format = Uuid, description = "the asset id (a UUID)")),
     responses(
-        (status = 200, description = "Server-Sent Events until the asset is final (see \
+        (status = 200, description = "Server-Sent Events until the asset is final or the stream \
+                                      reaches `THINKBANK_SSE_WATCH_MAX_SECS` (see \
                                       `AssetStreamEvent` and the stream framing above)",
          content_type = "text/event-stream",
          body = ref("#/components/schemas/AssetStreamEvent")),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
         (status = 504, response = Timeout),
     ))]
 pub async fn events(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    // No deadline: the stream ends by itself when the asset reaches a final status.
-    let request = AppState::request_without_deadline(pb::WatchAssetRequest { id });
+    // Held until the stream ends, however it ends.
+    let permit = state
+        .watch_caps
+        .open(&principal.owner_id(), principal.tenant_id)?;
+    let max = Duration::from_secs(state.config.sse_watch_max_secs);
+    // The worker's deadline is a little later than ours, so ours decides and says `reconnect`.
+    let request = state.request(pb::WatchAssetRequest { id }, max + Duration::from_secs(5));
     let stream = state
         .worker
         .clone()
         .watch_asset(request)
         .await?
         .into_inner();
-    let mut next_id = 0u64;
-    let events = stream
-        .map(move |message| {
-            next_id += 1;
-            let event = match message {
-                Ok(update) => Event::default()
-                    .event("asset")
-                    .json_data(update.asset.map(views::asset))
-                    .unwrap_or_default(),
-                Err(status) => Event::default()
-                    .event("error")
-                    .json_data(ApiError::from(status).body())
-                    .unwrap_or_default(),
-            };
-            Ok::<_, Infallible>(event.id(next_id.to_string()))
-        })
-        .chain(futures::stream::once(async {
-            Ok(Event::default().event("done").data("{}"))
-        }));
+    let events = super::asset_events::events(stream, max, permit);
     // A shutdown ends the watch with `error` (unavailable) and `done`, like chat streams.
     let events = crate::edge::until_shutdown(events, state.shutdown.clone());
     let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);

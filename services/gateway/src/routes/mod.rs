@@ -2,6 +2,7 @@
 //! the one JSON shape in `crate::error`.
 
 pub mod admin;
+pub mod asset_events;
 pub mod assets;
 pub mod chat;
 pub mod chat_resume;
@@ -12,6 +13,7 @@ pub mod health;
 pub mod identity;
 pub mod openai;
 pub mod search;
+pub mod tenant_quotas;
 pub mod tenants;
 pub mod ui;
 
