@@ -130,7 +130,7 @@ pub async fn put_route(
     .await
     .map_err(crate::error::database)?;
     audit::record(
-        &state.database,
+        &state.audit,
         audit::Event {
             tenant_id: id,
             actor: &principal.actor(),
