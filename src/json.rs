@@ -10,8 +10,9 @@ use serde_json::{Map, Value as Json};
 /// in a `Value`; past this a request fails with a named 400 instead of a decoding error.
 pub const MAX_DEPTH: usize = 16;
 
-/// Nesting depth of `value`: 0 for a scalar, 1 for `[1]` or `{"a": 1}`. Iterative, so any
-/// depth serde accepted can be measured.
+/// Nesting depth of `value`: how many arrays and objects enclose its deepest scalar (0 for a
+/// scalar or an empty container, 1 for `[1]` or `{"a": 1}`). Iterative, so any depth serde
+/// accepted can be measured.
 pub fn depth(value: &Json) -> usize {
     let mut deepest = 0;
     let mut pending = vec![(value, 0usize)];
@@ -87,7 +88,9 @@ mod tests {
     fn depth_counts_nested_arrays_and_objects() {
         assert_eq!(depth(&serde_json::json!("x")), 0);
         assert_eq!(depth(&serde_json::json!([1, {"a": [2]}])), 3);
-        assert_eq!(depth(&serde_json::json!({})), 1);
+        assert_eq!(depth(&serde_json::json!({"a": 1})), 1);
+        // Nothing nested inside: as deep as a scalar.
+        assert_eq!(depth(&serde_json::json!({})), 0);
     }
 
     #[test]
