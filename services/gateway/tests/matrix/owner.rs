@@ -196,8 +196,9 @@ impl Owner {
         .await;
         let page_token = page["next_page_token"].as_str().unwrap().to_owned();
 
-        // A live chat of alice's that outlasts the matrix: only she may stop or resume it.
-        let tokens: Vec<String> = (0..3000).map(|i| format!(" w{i}")).collect();
+        // A live chat of alice's that outlasts the matrix (10 minutes of tokens, however slow the
+        // machine): only she may stop or resume it.
+        let tokens: Vec<String> = (0..12_000).map(|i| format!(" w{i}")).collect();
         fake.push_script(Script::tokens(tokens).with_delay(Duration::from_millis(50)));
         let live_request = fake.requests().len();
         let response = alice
