@@ -20,7 +20,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help run stop test setup build fmt lint clean eval bench-ingest bench-chat bench-embed bench-search
+.PHONY: help run stop test setup build fmt lint clean eval bench-ingest bench-chat bench-embed bench-search soak
 
 help: ## list the targets
 	@echo "thinkbank make targets:"
@@ -67,3 +67,6 @@ bench-embed: ## local embedder vs sentence-transformers (torch) and onnxruntime,
 
 bench-search: ## HNSW recall/latency, HTTP vs SQL, 1% filters, hybrid on 100k real chunks → bench/results/search.json + PNG
 	@$(PYTHON) deploy/local/bench_search.py $(ARGS)
+
+soak: ## 10 min (SOAK_SECONDS) of mixed load with a worker and a PostgreSQL restart: outcomes, p50/p99, RSS, 0 stuck/lost → bench/results/soak.json
+	@$(PYTHON) deploy/local/soak.py $(ARGS)

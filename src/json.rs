@@ -5,6 +5,28 @@
 use prost_types::{ListValue, Struct, Value, value::Kind};
 use serde_json::{Map, Value as Json};
 
+/// Deepest nesting of arrays and objects accepted in asset metadata and metadata filter values.
+/// Protobuf decoding stops at 100 nested messages and a JSON level costs two or three of them
+/// in a `Value`; past this a request fails with a named 400 instead of a decoding error.
+pub const MAX_DEPTH: usize = 16;
+
+/// Nesting depth of `value`: how many arrays and objects enclose its deepest scalar (0 for a
+/// scalar or an empty container, 1 for `[1]` or `{"a": 1}`). Iterative, so any depth serde
+/// accepted can be measured.
+pub fn depth(value: &Json) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0usize)];
+    while let Some((value, level)) = pending.pop() {
+        deepest = deepest.max(level);
+        match value {
+            Json::Array(items) => pending.extend(items.iter().map(|v| (v, level + 1))),
+            Json::Object(map) => pending.extend(map.values().map(|v| (v, level + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// JSON value → protobuf `Value`.
 pub fn value_from_json(value: &Json) -> Value {
     let kind = match value {
@@ -61,6 +83,15 @@ pub fn struct_to_json(value: Option<Struct>) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depth_counts_nested_arrays_and_objects() {
+        assert_eq!(depth(&serde_json::json!("x")), 0);
+        assert_eq!(depth(&serde_json::json!([1, {"a": [2]}])), 3);
+        assert_eq!(depth(&serde_json::json!({"a": 1})), 1);
+        // Nothing nested inside: as deep as a scalar.
+        assert_eq!(depth(&serde_json::json!({})), 0);
+    }
 
     #[test]
     fn metadata_survives_a_round_trip_through_struct() {

@@ -390,3 +390,26 @@ async fn collection_requests_are_validated() {
     assert_eq!((embedded.model.as_str(), embedded.dimensions), (REMOTE, 64));
     assert_eq!(embedded.embeddings[0].values.len(), 64);
 }
+
+#[tokio::test]
+async fn a_caller_limited_to_collections_cannot_create_one() {
+    let mut setup = setup().await;
+    let own = create(&mut setup.client, "own", LOCAL).await;
+    let mut request = tonic::Request::new(pb::CreateCollectionRequest {
+        name: "beyond".into(),
+        embedding_model: LOCAL.into(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("x-thinkbank-collections", own.id.parse().unwrap());
+    // Before: the row policy refused the insert and the caller saw an internal error.
+    let refused = setup.client.create_collection(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("limited"), "{refused:?}");
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM worker.collections")
+        .fetch_all(&mut setup.db.connect().await)
+        .await
+        .unwrap();
+    assert!(!names.contains(&"beyond".to_owned()), "{names:?}");
+}

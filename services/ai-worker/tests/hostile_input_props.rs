@@ -1,5 +1,6 @@
 //! Property tests: generated hostile input for the format sniffer, the HTML and DOCX parsers
-//! and the chunker. Whatever the bytes, nothing panics, nothing overflows a blocking thread's
+//! and the chunker here; Markdown, PDF tool output, metadata filters and page tokens in
+//! `hostile_props/`. Whatever the bytes, nothing panics, nothing overflows a blocking thread's
 //! stack, every call returns within a bound, output stays proportional to input, and every
 //! refusal says why. Case counts are small so the suite stays fast; a failure prints the
 //! shrunk input.
@@ -9,6 +10,8 @@ use std::{
     sync::OnceLock,
     time::{Duration, Instant},
 };
+
+mod hostile_props;
 
 use proptest::prelude::*;
 use thinkbank_ai_worker::{

@@ -169,3 +169,68 @@ async fn rest_search_supports_modes_filters_explain_and_paging() {
         );
     }
 }
+
+/// `depth` nested single-element arrays around a string.
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(json!("bottom"), |inner, _| json!([inner]))
+}
+
+#[tokio::test]
+async fn metadata_nested_past_the_limit_is_a_400_naming_it_not_a_500() {
+    let db = TestDatabase::create().await;
+    let worker = spawn_worker(&db).await;
+    let gateway = spawn_gateway(&worker.url(), &db.url).await;
+    let http = gateway.client();
+    let stack = Stack {
+        _db: db,
+        _worker: worker,
+        gateway,
+        http,
+    };
+    // Within the limit: an ordinary (empty) answer.
+    let (status, body) = post(
+        &stack,
+        json!({"query": "borrow", "mode": "keyword",
+               "metadata": [{"key": "k", "op": "eq", "value": nested(16)}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Past it (and deeper than gRPC decodes, which used to surface as an internal error).
+    for depth in [17, 60, 120] {
+        let (status, body) = post(
+            &stack,
+            json!({"query": "borrow", "mode": "keyword",
+                   "metadata": [{"key": "k", "op": "eq", "value": "x"},
+                                {"key": "k", "op": "eq", "value": nested(depth)}]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{depth}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("metadata[1]") && message.contains("16 levels"),
+            "{message}"
+        );
+    }
+    let form = multipart::Form::new()
+        .part(
+            "file",
+            multipart::Part::bytes(BORROWING.as_bytes().to_vec()).file_name("deep.md"),
+        )
+        .text("metadata", json!({"deep": nested(60)}).to_string());
+    let response = stack
+        .http
+        .post(stack.gateway.url("/api/v1/assets"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("16 levels"),
+        "{body}"
+    );
+}

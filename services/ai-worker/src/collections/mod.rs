@@ -80,6 +80,13 @@ pub async fn create(
     model: &str,
     text_search_config: &str,
 ) -> Result<CollectionRow> {
+    // A caller limited to some collections could never see a collection it created (the row
+    // policy refuses the insert): making one is beyond its scope.
+    if tenant.collections.is_some() {
+        return Err(WorkerError::PermissionDenied(
+            "a caller limited to some collections cannot create collections".into(),
+        ));
+    }
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(WorkerError::InvalidArgument(

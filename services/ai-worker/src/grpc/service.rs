@@ -117,6 +117,10 @@ pub(super) fn page_token(time: chrono::DateTime<chrono::Utc>, id: Uuid) -> Strin
     format!("{}.{id}", time.timestamp_micros())
 }
 
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z in microseconds since the epoch.
+const MIN_TOKEN_MICROS: i64 = -62_135_596_800_000_000;
+const MAX_TOKEN_MICROS: i64 = 253_402_300_799_999_999;
+
 pub(super) fn parse_page_token(
     token: &str,
 ) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, WorkerError> {
@@ -127,6 +131,11 @@ pub(super) fn parse_page_token(
         || WorkerError::InvalidArgument("page_token is not a token this server issued".into());
     let (micros, id) = token.split_once('.').ok_or_else(invalid)?;
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    // Rows are stamped by the database clock: a time outside years 1-9999 was never issued,
+    // and PostgreSQL would refuse most of them (an internal error instead of this one).
+    if !(MIN_TOKEN_MICROS..=MAX_TOKEN_MICROS).contains(&micros) {
+        return Err(invalid());
+    }
     let time = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
     let id = Uuid::parse_str(id).map_err(|_| invalid())?;
     Ok(Some((time, id)))
@@ -511,5 +520,33 @@ impl AiWorker for AiWorkerService {
         let deadline = tokio::time::Instant::now() + state.watch_max_duration;
         tokio::spawn(super::watch::forward(subscription, first, tx, deadline));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_with_times_the_database_cannot_hold_are_invalid_arguments() {
+        let id = Uuid::nil();
+        let now = chrono::Utc::now();
+        let issued = page_token(now, id);
+        assert_eq!(
+            parse_page_token(&issued).unwrap(),
+            Some((
+                chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap(),
+                id
+            ))
+        );
+        // Both used to pass and make PostgreSQL fail the query: an internal error.
+        for micros in [-210_866_803_200_000_001_i64, i64::MAX, MAX_TOKEN_MICROS + 1] {
+            let error = parse_page_token(&format!("{micros}.{id}")).unwrap_err();
+            assert!(
+                matches!(error, WorkerError::InvalidArgument(_)),
+                "{micros}: {error}"
+            );
+        }
+        assert!(parse_page_token(&format!("{MIN_TOKEN_MICROS}.{id}")).is_ok());
     }
 }

@@ -44,6 +44,10 @@ impl MetadataCondition {
             return Err(invalid(format!("key is longer than {MAX_KEY_LEN} bytes")));
         }
         let value = value.ok_or_else(|| invalid("value is required".into()))?;
+        let max = thinkbank_proto::json::MAX_DEPTH;
+        if thinkbank_proto::json::depth(&value) > max {
+            return Err(invalid(format!("value is nested deeper than {max} levels")));
+        }
         match (op, &value) {
             (MetadataOp::In, Value::Array(items)) if items.is_empty() => {
                 return Err(invalid("'in' needs a non-empty list".into()));

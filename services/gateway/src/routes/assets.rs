@@ -104,6 +104,12 @@ async fn read_form(mut multipart: Multipart) -> ApiResult<UploadForm> {
                 let text = field.text().await.map_err(multipart_error)?;
                 let value: serde_json::Value = serde_json::from_str(&text)
                     .map_err(|e| ApiError::invalid(format!("metadata is not valid JSON: {e}")))?;
+                let max = thinkbank_proto::json::MAX_DEPTH;
+                if thinkbank_proto::json::depth(&value) > max {
+                    return Err(ApiError::invalid(format!(
+                        "metadata is nested deeper than {max} levels"
+                    )));
+                }
                 let serde_json::Value::Object(map) = value else {
                     return Err(ApiError::invalid("metadata must be a JSON object"));
                 };

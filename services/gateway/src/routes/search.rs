@@ -205,6 +205,15 @@ fn message(body: SearchRequest) -> Result<pb::VectorSearchRequest, ApiError> {
         .into_iter()
         .enumerate()
         .map(|(i, c)| {
+            let max = thinkbank_proto::json::MAX_DEPTH;
+            if c.value
+                .as_ref()
+                .is_some_and(|v| thinkbank_proto::json::depth(v) > max)
+            {
+                return Err(ApiError::invalid(format!(
+                    "metadata[{i}]: value is nested deeper than {max} levels"
+                )));
+            }
             Ok(pb::MetadataCondition {
                 op: operator(i, &c.op)? as i32,
                 key: c.key,
