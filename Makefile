@@ -51,7 +51,7 @@ eval: ## retrieval quality per corpus and mode (Rust Book, man pages, vs a BM25 
 	@eval "$$($(DEV) env --purpose test)" && \
 	  THINKBANK_EVAL_SECTIONS=all THINKBANK_EVAL_MAX_CHARS=all THINKBANK_EVAL_SWEEP=1 \
 	  THINKBANK_EVAL_OUT=$(CURDIR)/bench/results/eval.json \
-	  cargo test -p thinkbank-gateway --test retrieval_eval --test answer_eval -- --nocapture --test-threads 1
+	  cargo test --release -p thinkbank-gateway --test retrieval_eval --test answer_eval -- --nocapture --test-threads 1
 
 bench-chat: ## streaming chat figures with the fake LLM (release build); writes bench/results/chat.json
 	@eval "$$($(DEV) env --purpose test)" && cargo run --release -p thinkbank-testkit --bin bench-chat
