@@ -107,6 +107,10 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(CreatedKey { key, row })))
 }
 
+/// `created_by` of a key, as a collection-limited admin sees it when the creator lies beyond
+/// its scope.
+const OUTSIDE_SCOPE: &str = "(outside your collections)";
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyList {
     pub keys: Vec<keys::KeyRow>,
@@ -123,11 +127,21 @@ pub async fn list_keys(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<KeyList>> {
-    let keys = keys::list(&state.database, principal.tenant_id)
+    let mut keys: Vec<keys::KeyRow> = keys::list(&state.database, principal.tenant_id)
         .await?
         .into_iter()
         .filter(|k| principal.covers(k.collection_ids.as_deref()))
         .collect();
+    // A collection-limited admin learns nothing of the principals beyond its scope, not even
+    // the id of the wider key or the user that minted a key it may see.
+    if !principal.covers(None) {
+        let visible: Vec<String> = keys.iter().map(|k| format!("key:{}", k.id)).collect();
+        for key in &mut keys {
+            if !visible.contains(&key.created_by) {
+                key.created_by = OUTSIDE_SCOPE.to_owned();
+            }
+        }
+    }
     Ok(Json(KeyList { keys }))
 }
 

@@ -47,6 +47,8 @@ pub struct Owner {
     /// A key of the owner tenant nobody uses (the revoke target).
     pub spare_key: String,
     pub scoped_key: (reqwest::Client, String),
+    /// An admin key limited to `team`: may manage what lies inside it, nothing beyond.
+    pub scoped_admin: (reqwest::Client, String),
     /// A search continuation the owner's admin got.
     pub page_token: String,
     pub tenant_id: String,
@@ -156,7 +158,7 @@ impl Owner {
                 &reqwest::Client::new(),
                 &gateway,
                 "/api/v1/auth/login",
-                json!({"username": name, "password": PASSWORD}),
+                json!({"username": name, "password": PASSWORD, "tenant": tenant_id}),
             )
             .await;
             users.push((
@@ -181,6 +183,17 @@ impl Owner {
         )
         .await;
         let scoped_key = (
+            client_with_key(scoped["key"].as_str().unwrap()),
+            id(&scoped),
+        );
+        let scoped = post(
+            &admin,
+            &gateway,
+            "/api/v1/keys",
+            json!({"name": "scoped-admin-mx", "role": "admin", "collection_ids": [team]}),
+        )
+        .await;
+        let scoped_admin = (
             client_with_key(scoped["key"].as_str().unwrap()),
             id(&scoped),
         );
@@ -263,6 +276,7 @@ impl Owner {
             live,
             spare_key,
             scoped_key,
+            scoped_admin,
             page_token,
             tenant_id,
             secrets,
@@ -301,7 +315,13 @@ impl Owner {
                 || *s == "bob-mx"
         };
         let in_team = |s: &String| {
-            [&self.team, &self.tenant_id, &self.scoped_key.1].contains(&s)
+            [
+                &self.team,
+                &self.tenant_id,
+                &self.scoped_key.1,
+                &self.scoped_admin.1,
+            ]
+            .contains(&s)
                 || ["team-room-mx", "matrix-owner"].contains(&s.as_str())
         };
         vec![
@@ -329,6 +349,18 @@ impl Owner {
                 kind: Kind::ScopedKey,
                 role: Role::Editor,
                 client: self.scoped_key.0.clone(),
+                secrets: self
+                    .secrets
+                    .iter()
+                    .filter(|s| !in_team(s))
+                    .cloned()
+                    .collect(),
+            },
+            Intruder {
+                name: "an admin key limited to another collection",
+                kind: Kind::ScopedKey,
+                role: Role::Admin,
+                client: self.scoped_admin.0.clone(),
                 secrets: self
                     .secrets
                     .iter()
@@ -386,6 +418,18 @@ impl Owner {
         for user in users["users"].as_array().unwrap() {
             assert_eq!(user["role"], "reader", "{user}");
         }
+        let quotas = get(
+            &self.operator,
+            &self.gateway,
+            &format!("/api/v1/tenants/{}/quotas", self.tenant_id),
+        )
+        .await;
+        assert!(
+            ["max_assets", "max_bytes", "max_chunks"]
+                .iter()
+                .all(|k| quotas.get(*k).is_none_or(Value::is_null)),
+            "an intruder set the owner's quotas: {quotas}"
+        );
         let tenants = get(&self.operator, &self.gateway, "/api/v1/tenants")
             .await
             .to_string();

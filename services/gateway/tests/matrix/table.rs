@@ -284,6 +284,23 @@ pub fn matrix() -> Vec<(&'static str, &'static str, Build)> {
         ("GET", "/api/v1/tenants", |_| {
             plain(Method::GET, &["/api/v1/tenants".into()])
         }),
+        // Quotas are the operator's: no intruder reads or sets the owner tenant's
+        // (`assert_untouched` checks they are still unset).
+        ("GET", "/api/v1/tenants/{id}/quotas", |o| {
+            plain(
+                Method::GET,
+                &[format!("/api/v1/tenants/{}/quotas", o.tenant_id)],
+            )
+        }),
+        ("PUT", "/api/v1/tenants/{id}/quotas", |o| {
+            vec![
+                Probe::new(
+                    Method::PUT,
+                    format!("/api/v1/tenants/{}/quotas", o.tenant_id),
+                )
+                .json(json!({"max_assets": 1, "max_bytes": 1, "max_chunks": 1})),
+            ]
+        }),
         ("GET", "/api/v1/audit", |_| {
             plain(Method::GET, &["/api/v1/audit?limit=1000".into()])
         }),
