@@ -58,7 +58,10 @@ pub async fn retrieve(
     };
     let options = RankOptions {
         reranker: settings.ranking.reranker.as_ref(),
-        bm25: settings.ranking.bm25,
+        bm25: search::Bm25 {
+            document_weight: settings.config.chat_document_weight,
+            ..settings.ranking.bm25
+        },
         ..RankOptions::default()
     };
     let outcome = match search::rank(pool, models, tenant, &search, options).await {
