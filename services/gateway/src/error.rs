@@ -75,8 +75,18 @@ impl ApiError {
 
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        let code = ErrorCode::from_grpc(status.code());
+        // A status the transport made from a broken connection (the worker restarting under a
+        // call) comes as UNKNOWN with the I/O error as its source: the worker is unavailable,
+        // not failing; a status the worker sent has no source.
+        let transport_failure =
+            status.code() == tonic::Code::Unknown && std::error::Error::source(&status).is_some();
+        let code = if transport_failure {
+            ErrorCode::Unavailable
+        } else {
+            ErrorCode::from_grpc(status.code())
+        };
         let message = match status.code() {
+            _ if transport_failure => "the AI worker is unavailable; retry shortly".to_owned(),
             // A status the worker sent says which dependency failed (e.g. the LLM's open
             // circuit); one made by the transport (worker down) has a source and says nothing.
             tonic::Code::Unavailable
@@ -174,5 +184,24 @@ pub fn database(error: sqlx::Error) -> ApiError {
             tracing::error!(%error, "identity store query failed");
             ApiError::new(ErrorCode::Internal, "internal error")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_connection_is_unavailable_and_a_worker_status_keeps_its_code() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset");
+        let transport = tonic::Status::from_error(Box::new(reset));
+        assert_eq!(transport.code(), tonic::Code::Unknown);
+        let error = ApiError::from(transport);
+        assert_eq!(error.code, ErrorCode::Unavailable);
+        assert_eq!(error.message, "the AI worker is unavailable; retry shortly");
+
+        let sent = ApiError::from(tonic::Status::unknown("the worker said so"));
+        assert_eq!(sent.code, ErrorCode::from_grpc(tonic::Code::Unknown));
+        assert_eq!(sent.message, "the worker said so");
     }
 }
