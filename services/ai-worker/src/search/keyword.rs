@@ -252,19 +252,26 @@ async fn run(
              JOIN terms t ON t.collection_id = m.collection_id AND t.lexeme = m.lexeme \
              JOIN scope ON scope.collection_id = m.collection_id \
              GROUP BY m.id, m.asset_id \
-         ), document_scores AS ( \
-             SELECT d.asset_id, ",
+         ), document_scores AS ( ",
     );
-    push_saturation(&mut qb, bm25, "d.tf", "kd.length / scope.avgdoc");
-    qb.push(
-        " AS score \
+    if bm25.document_weight == 0.0 {
+        // Chunks alone (chat's default): no document aggregation to pay for.
+        qb.push("SELECT NULL::uuid AS asset_id, 0::float8 AS score WHERE false");
+    } else {
+        qb.push("SELECT d.asset_id, ");
+        push_saturation(&mut qb, bm25, "d.tf", "kd.length / scope.avgdoc");
+        qb.push(
+            " AS score \
              FROM (SELECT asset_id, collection_id, lexeme, sum(tf) AS tf FROM matches \
                    GROUP BY asset_id, collection_id, lexeme) d \
              JOIN terms t ON t.collection_id = d.collection_id AND t.lexeme = d.lexeme \
              JOIN scope ON scope.collection_id = d.collection_id \
              JOIN worker.keyword_documents kd ON kd.asset_id = d.asset_id \
-             GROUP BY d.asset_id \
-         ), blended AS ( \
+             GROUP BY d.asset_id",
+        );
+    }
+    qb.push(
+        " ), blended AS ( \
              SELECT id, coverage, chunk, sum(document) OVER (PARTITION BY asset_id) AS document \
              FROM (SELECT id, asset_id, coverage, score AS chunk, 0::float8 AS document \
                    FROM chunk_scores \
