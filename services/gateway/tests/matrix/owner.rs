@@ -175,28 +175,22 @@ impl Owner {
             json!({"name": "spare-mx", "role": "reader"}),
         )
         .await);
-        let scoped = post(
-            &admin,
-            &gateway,
-            "/api/v1/keys",
-            json!({"name": "scoped-mx", "role": "editor", "collection_ids": [team]}),
-        )
-        .await;
-        let scoped_key = (
-            client_with_key(scoped["key"].as_str().unwrap()),
-            id(&scoped),
-        );
-        let scoped = post(
-            &admin,
-            &gateway,
-            "/api/v1/keys",
-            json!({"name": "scoped-admin-mx", "role": "admin", "collection_ids": [team]}),
-        )
-        .await;
-        let scoped_admin = (
-            client_with_key(scoped["key"].as_str().unwrap()),
-            id(&scoped),
-        );
+        // A key limited to `team`, as a client and its id.
+        let team_key = |name: &'static str, role: &'static str| {
+            let (admin, gateway, team) = (&admin, &gateway, &team);
+            async move {
+                let key = post(
+                    admin,
+                    gateway,
+                    "/api/v1/keys",
+                    json!({"name": name, "role": role, "collection_ids": [team]}),
+                )
+                .await;
+                (client_with_key(key["key"].as_str().unwrap()), id(&key))
+            }
+        };
+        let scoped_key = team_key("scoped-mx", "editor").await;
+        let scoped_admin = team_key("scoped-admin-mx", "admin").await;
 
         let conversation = chat_to_the_end(&alice, &gateway, ALICE_QUESTION).await;
         assert_eq!(fake.requests().len(), 1, "the model answered alice");
