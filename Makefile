@@ -1,7 +1,9 @@
 # thinkbank developer entry points. Two commands matter:
 #   make run    build and start PostgreSQL (embedded), the ai-worker and the gateway
-#   make test   what CI runs: fmt check, clippy, then every test against a throwaway PostgreSQL
-# The work is done by deploy/local/thinkbank_dev.py (stdlib Python); its state lives in .data/.
+#   make test   what CI runs: the launcher's unit tests, fmt check, clippy, then every test
+#               against a throwaway PostgreSQL
+# The work is done by deploy/local/thinkbank_dev.py (the stdlib Python package beside it,
+# deploy/local/thinkbank_dev/); its state lives in .data/.
 
 PYTHON ?= python3
 DEV    := $(PYTHON) deploy/local/thinkbank_dev.py
@@ -32,7 +34,7 @@ run: ## build and run PostgreSQL + worker + gateway on http://127.0.0.1:8080 (Ct
 stop: ## stop what `make run` started (from another terminal)
 	@$(DEV) stop
 
-test: ## fmt check, clippy, all tests against a throwaway PostgreSQL (ARGS=... go to nextest)
+test: ## launcher unit tests, fmt check, clippy, all tests against a throwaway PostgreSQL (ARGS=... go to nextest)
 	@$(DEV) test -- $(ARGS)
 
 setup: ## install the pinned Python tools (PostgreSQL, model, test tools) into .data/venv

@@ -61,7 +61,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p = sub.add_parser("lint", help="cargo fmt --check and clippy -D warnings")
     p.set_defaults(func=cmd_lint)
 
-    p = sub.add_parser("test", help="lint, then all tests against a throwaway cluster; -- ARGS go to nextest")
+    p = sub.add_parser("test", help="launcher unit tests, lint, then all tests against a throwaway cluster; -- ARGS go to nextest")
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("clean", help="stop everything and delete .data/")

@@ -1,6 +1,6 @@
-"""`lint` and `test`: what CI runs. cargo fmt --check, clippy with warnings denied and the
-compose check, then every Rust test (nextest when installed) against the `test` cluster, with
-the environment the tests read (`test_env`)."""
+"""`lint` and `test`: what CI runs. The launcher's own unit tests, cargo fmt --check, clippy
+with warnings denied and the compose check, then every Rust test (nextest when installed)
+against the `test` cluster, with the environment the tests read (`test_env`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ LINT_STEPS = (
     ("format", ["fmt", "--all", "--check"], "run `make fmt` to fix"),
     ("clippy", ["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], None),
 )
+LAUNCHER_DIR = REPO / "deploy" / "local"
 
 
 def lint_steps(cargo: str, python: str) -> List[Tuple[str, List[str], Optional[str]]]:
@@ -40,6 +41,11 @@ def lint() -> int:
             log(f"FAILED: {title} (exit {rc})" + (f"; {hint}" if hint else ""))
             return rc
     return 0
+
+
+def launcher_unit_test_command(python: str) -> List[str]:
+    """stdlib unittest over deploy/local/tests, with deploy/local on sys.path for the package."""
+    return [python, "-m", "unittest", "discover", "-s", str(LAUNCHER_DIR / "tests"), "-t", str(LAUNCHER_DIR)]
 
 
 def test_env(tools: Tools, uri: str) -> Dict[str, str]:
@@ -69,10 +75,16 @@ def test_runner(cargo: str, extra: List[str]) -> Tuple[str, List[str]]:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    """fmt check, clippy, then all tests against the test cluster; fail fast, exit with the
-    failing step's code. The test cluster is stopped at the end if this command started it (one
-    started by `env --purpose test` for a developer's shell is left alone)."""
+    """The launcher's unit tests, fmt check, clippy, then all tests against the test cluster;
+    fail fast, exit with the failing step's code. The test cluster is stopped at the end if
+    this command started it (one started by `env --purpose test` for a developer's shell is
+    left alone)."""
     cargo = require_cargo()
+    title = "launcher unit tests"
+    rc = run_step(title, launcher_unit_test_command(sys.executable))
+    if rc != 0:
+        log(f"FAILED: {title} (exit {rc})")
+        return rc
     tools = setup(with_test=True)
     rc = lint()
     if rc != 0:
