@@ -1,9 +1,10 @@
-"""Shared fixtures for the launcher tests: a Tools value and a silenced stderr."""
+"""Shared fixtures for the launcher tests: a Tools value, a silenced stderr, the /proc skip."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import unittest
 from pathlib import Path
 
 from thinkbank_dev.provision import Tools
@@ -21,3 +22,7 @@ def fake_tools(grpcurl: bool = True) -> Tools:
 def quiet_stderr() -> contextlib.redirect_stderr:
     """Swallow the launcher's progress lines (log() writes to sys.stderr at call time)."""
     return contextlib.redirect_stderr(io.StringIO())
+
+
+# Without /proc (macOS) the launcher trusts kill(0): it cannot tell zombies or recycled pids.
+needs_proc = unittest.skipUnless(Path("/proc/self").exists(), "needs /proc")

@@ -10,6 +10,8 @@ from unittest import mock
 
 from thinkbank_dev import postgres
 
+from .support import needs_proc
+
 
 def postmaster(pid: str, port: str = "5432", socket_dir: str = "", host: str = "") -> list:
     # postmaster.pid: pid, data dir, start time, port, socket dir, listen address, key, status
@@ -57,6 +59,7 @@ class PgRunningTest(unittest.TestCase):
     def test_a_garbled_postmaster_pid_means_not_running(self):
         self.assertIsNone(self.running_with("garbage\n"))
 
+    @needs_proc
     def test_a_pid_that_is_not_a_postgres_means_not_running(self):
         # This test process is alive but is not a postgres: a stale file whose pid was reused.
         self.assertIsNone(self.running_with("\n".join(postmaster(str(os.getpid()), socket_dir="/s"))))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from thinkbank_dev import process
 
-from .support import quiet_stderr
+from .support import needs_proc, quiet_stderr
 
 IGNORES_SIGTERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ok', flush=True); time.sleep(60)"
 
@@ -28,12 +28,14 @@ class ChildTestCase(unittest.TestCase):
 
 
 class PidAliveTest(ChildTestCase):
+    @needs_proc
     def test_a_live_process_must_also_match_the_expected_command_line(self):
         proc = self.child("import time; time.sleep(60)")
         self.assertTrue(process.pid_alive(proc.pid))
         self.assertTrue(process.pid_alive(proc.pid, "time.sleep(60)"))
         self.assertFalse(process.pid_alive(proc.pid, "postgres"))  # a recycled pid
 
+    @needs_proc
     def test_an_exited_child_not_yet_reaped_is_not_alive(self):
         proc = self.child("pass")
         deadline = time.monotonic() + 10
