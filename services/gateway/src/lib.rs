@@ -41,8 +41,8 @@ pub use state::AppState;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The tenant every installation has; its admins are the operators.
-pub const DEFAULT_TENANT_ID: uuid::Uuid = uuid::Uuid::from_u128(1);
+/// The tenant every installation has; its admins are the operators (defined by the contract).
+pub use thinkbank_proto::contract::DEFAULT_TENANT_ID;
 
 /// Builds the router for `state`.
 pub fn router(state: AppState) -> Router {

@@ -45,7 +45,7 @@ impl Interceptor for WorkerAuth {
             .to_string()
             .parse()
             .map_err(|_| Status::internal("tenant id is not ASCII"))?;
-        metadata.insert("x-thinkbank-tenant", tenant);
+        metadata.insert(thinkbank_proto::metadata::TENANT, tenant);
         if let Some(collections) = &principal.collections {
             let list = collections
                 .iter()
@@ -55,7 +55,7 @@ impl Interceptor for WorkerAuth {
             let value = list
                 .parse()
                 .map_err(|_| Status::internal("collection ids are not ASCII"))?;
-            metadata.insert("x-thinkbank-collections", value);
+            metadata.insert(thinkbank_proto::metadata::COLLECTIONS, value);
         }
         let owner = principal
             .owner_id()
