@@ -185,6 +185,7 @@ pub async fn run(
         .local_addr()
         .context("listener has no local address")?;
     tracing::info!(%addr, worker = %state.config.worker_url, "gateway listening");
+    state::schema::migrate_at_start(&state.database, &shutdown).await?;
     bootstrap::audit_chain(&state).await;
     bootstrap::admin_key(&state).await;
     let key_cache = state.key_cache.clone();

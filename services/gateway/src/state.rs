@@ -1,4 +1,7 @@
-//! Shared handler state: the worker clients and the optional database pool for readiness.
+//! Shared handler state: the worker clients and the optional database pool for readiness;
+//! `schema` migrates the gateway's own tables at start-up.
+
+pub mod schema;
 
 use std::time::Duration;
 
