@@ -6,6 +6,7 @@
 use thinkbank_proto::v1 as pb;
 use thinkbank_testkit::{TestDatabase, spawn_worker_with, worker_config};
 use tonic::{Code, Request, transport::Channel};
+use tonic_reflection::pb::v1 as pb_reflection;
 use uuid::Uuid;
 
 const TOKEN: &str = "tenants-rpc-internal-token";
@@ -74,6 +75,34 @@ async fn tenants_are_provisioned_idempotently_and_their_quotas_read_and_set_with
     assert_eq!(
         health.get_ref().status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    // Listed by server reflection, so grpcurl users find it.
+    let list = pb_reflection::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            pb_reflection::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut responses =
+        pb_reflection::server_reflection_client::ServerReflectionClient::new(channel.clone())
+            .server_reflection_info(tokio_stream::once(list))
+            .await
+            .unwrap()
+            .into_inner();
+    let listed = responses.message().await.unwrap().unwrap().message_response;
+    let Some(pb_reflection::server_reflection_response::MessageResponse::ListServicesResponse(
+        listed,
+    )) = listed
+    else {
+        panic!("not a service list: {listed:?}");
+    };
+    assert!(
+        listed
+            .service
+            .iter()
+            .any(|s| s.name == "thinkbank.v1.Tenants"),
+        "{listed:?}"
     );
 
     // Without the internal token nothing happens.

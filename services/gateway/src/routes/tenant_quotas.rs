@@ -59,16 +59,14 @@ pub async fn get_route(
 ) -> ApiResult<Json<TenantQuotas>> {
     require_operator(&principal)?;
     let id = parse_id(&id)?;
-    let request = pb::GetTenantQuotasRequest {
-        tenant_id: id.to_string(),
-    };
-    let quotas = state
-        .tenants
-        .clone()
-        .get_tenant_quotas(state.request(request, state.config.worker_timeout()))
-        .await?
-        .into_inner();
-    Ok(Json(quotas.into()))
+    let request = state.request(
+        pb::GetTenantQuotasRequest {
+            tenant_id: id.to_string(),
+        },
+        state.config.worker_timeout(),
+    );
+    let quotas = state.tenants.clone().get_tenant_quotas(request).await?;
+    Ok(Json(quotas.into_inner().into()))
 }
 
 #[utoipa::path(put, path = "/api/v1/tenants/{id}/quotas", tag = "identity",
