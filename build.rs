@@ -14,6 +14,7 @@ const PROTO_FILES: &[&str] = &[
     "proto/thinkbank/v1/embeddings.proto",
     "proto/thinkbank/v1/health.proto",
     "proto/thinkbank/v1/search.proto",
+    "proto/thinkbank/v1/tenants.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -6,10 +6,18 @@ use sqlx::{PgPool, postgres::PgPoolOptions};
 
 use crate::embed::ModelInfo;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+/// The worker's migrations (`migrations/worker`). The gateway applies its own folder to the same
+/// database and the same `_sqlx_migrations` table (sqlx has one per database), so versions
+/// applied by the other service are not "missing": they are ignored.
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("../../migrations/worker");
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
-/// Connects and applies pending migrations (idempotent; safe with several replicas because
-/// sqlx takes an advisory lock while migrating).
+/// Connects and applies pending migrations (idempotent; safe with several replicas, and
+/// beside the gateway's migrator, because sqlx takes the database's advisory lock while
+/// migrating).
 pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     use anyhow::Context as _;
     let pool = PgPoolOptions::new()
@@ -18,7 +26,7 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Res
         .connect(url)
         .await
         .context("cannot connect to PostgreSQL (check THINKBANK_DATABASE_URL)")?;
-    MIGRATOR
+    migrator()
         .run(&pool)
         .await
         .context("cannot apply database migrations")?;

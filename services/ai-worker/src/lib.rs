@@ -18,6 +18,7 @@ pub mod readiness;
 pub mod search;
 pub mod telemetry;
 pub mod tenancy;
+pub mod tenants;
 
 use std::{
     sync::{Arc, OnceLock},
@@ -26,7 +27,7 @@ use std::{
 
 use anyhow::Context as _;
 use sqlx::PgPool;
-use thinkbank_proto::v1::ai_worker_server::AiWorkerServer;
+use thinkbank_proto::v1::{ai_worker_server::AiWorkerServer, tenants_server::TenantsServer};
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_stream::{StreamExt as _, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
@@ -117,6 +118,9 @@ pub async fn run_with_admin(
     health
         .set_not_serving::<AiWorkerServer<AiWorkerService>>()
         .await;
+    health
+        .set_not_serving::<TenantsServer<grpc::TenantsService>>()
+        .await;
     // Both reflection versions: grpcurl ≤ 1.8 and many generated tools still speak v1alpha.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(thinkbank_proto::FILE_DESCRIPTOR_SET)
@@ -132,6 +136,7 @@ pub async fn run_with_admin(
     let cell: Arc<OnceLock<Arc<State>>> = Arc::new(OnceLock::new());
     // Room for the largest asset plus the message envelope.
     let max_message = config.max_asset_bytes + 1024 * 1024;
+    let tenants = TenantsServer::new(grpc::TenantsService::new(cell.clone(), callers.clone()));
     let ai_worker = AiWorkerServer::new(AiWorkerService::new(cell.clone(), callers))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
@@ -158,6 +163,7 @@ pub async fn run_with_admin(
             .add_service(reflection)
             .add_service(reflection_v1alpha)
             .add_service(ai_worker)
+            .add_service(tenants)
             .serve_with_incoming_shutdown(incoming, server_shutdown.cancelled_owned()),
     );
     tracing::info!(%local_addr, %admin_addr, "worker listening (NOT_SERVING until ready)");
@@ -220,6 +226,9 @@ pub async fn run_with_admin(
     health
         .set_serving::<AiWorkerServer<AiWorkerService>>()
         .await;
+    health
+        .set_serving::<TenantsServer<grpc::TenantsService>>()
+        .await;
     tracing::info!(%local_addr, models = ?state.models.names(), default_model = %state.models.default_model().info().name, "worker ready (SERVING)");
 
     let probe = tokio::spawn(probe_database(
@@ -231,6 +240,9 @@ pub async fn run_with_admin(
     // Drain: tell load balancers first, then stop taking jobs and let in-flight calls finish.
     health
         .set_not_serving::<AiWorkerServer<AiWorkerService>>()
+        .await;
+    health
+        .set_not_serving::<TenantsServer<grpc::TenantsService>>()
         .await;
     let _ = probe.await;
     let _ = runner_task.await;
@@ -349,10 +361,16 @@ async fn probe_database(
                 health
                     .set_serving::<AiWorkerServer<AiWorkerService>>()
                     .await;
+                health
+                    .set_serving::<TenantsServer<grpc::TenantsService>>()
+                    .await;
             } else {
                 tracing::warn!("database unreachable; NOT_SERVING");
                 health
                     .set_not_serving::<AiWorkerServer<AiWorkerService>>()
+                    .await;
+                health
+                    .set_not_serving::<TenantsServer<grpc::TenantsService>>()
                     .await;
             }
         }

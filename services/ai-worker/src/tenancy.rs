@@ -11,8 +11,8 @@ use std::sync::Arc;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-/// The fixed id of the tenant that exists on every installation.
-pub const DEFAULT_TENANT_ID: Uuid = Uuid::from_u128(1);
+/// The fixed id of the tenant that exists on every installation (defined by the contract).
+pub use thinkbank_proto::contract::DEFAULT_TENANT_ID;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {

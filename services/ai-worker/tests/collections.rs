@@ -400,9 +400,10 @@ async fn a_caller_limited_to_collections_cannot_create_one() {
         embedding_model: LOCAL.into(),
         ..Default::default()
     });
-    request
-        .metadata_mut()
-        .insert("x-thinkbank-collections", own.id.parse().unwrap());
+    request.metadata_mut().insert(
+        thinkbank_proto::metadata::COLLECTIONS,
+        own.id.parse().unwrap(),
+    );
     // Before: the row policy refused the insert and the caller saw an internal error.
     let refused = setup.client.create_collection(request).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");

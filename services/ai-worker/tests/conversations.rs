@@ -335,7 +335,7 @@ fn as_principal<T>(message: T, principal: &str, collections: Option<&str>) -> to
     );
     metadata.insert(thinkbank_proto::metadata::ROLE, "reader".parse().unwrap());
     if let Some(ids) = collections {
-        metadata.insert("x-thinkbank-collections", ids.parse().unwrap());
+        metadata.insert(thinkbank_proto::metadata::COLLECTIONS, ids.parse().unwrap());
     }
     request
 }

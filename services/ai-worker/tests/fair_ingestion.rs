@@ -33,9 +33,10 @@ async fn create_tenant(db: &TestDatabase, name: &str) -> Uuid {
 
 fn as_tenant<T>(tenant: Uuid, message: T) -> Request<T> {
     let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-thinkbank-tenant", tenant.to_string().parse().unwrap());
+    request.metadata_mut().insert(
+        thinkbank_proto::metadata::TENANT,
+        tenant.to_string().parse().unwrap(),
+    );
     request
 }
 

@@ -17,7 +17,7 @@ pub const SHARDS: usize = 100;
 const ASSETS_PER_BATCH: usize = 40;
 /// The default tenant of a fresh database; its default collection has the same id (see the
 /// first migration).
-const DEFAULT_TENANT: Uuid = thinkbank_ai_worker::tenancy::DEFAULT_TENANT_ID;
+const DEFAULT_TENANT: Uuid = thinkbank_proto::contract::DEFAULT_TENANT_ID;
 
 pub struct Loaded {
     pub load_seconds: f64,

@@ -18,7 +18,7 @@ pub async fn verify(
         Some(url) => {
             // Without the key, keyed entries cannot be checked and are reported as such.
             let key = audit_key
-                .map(|k| thinkbank_gateway::audit::AuditKey::new(k.as_bytes()))
+                .map(|k| thinkbank_audit::AuditKey::new(k.as_bytes()))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("THINKBANK_AUDIT_KEY: {e}"))?;
             let pool = sqlx::postgres::PgPoolOptions::new()
@@ -26,7 +26,7 @@ pub async fn verify(
                 .connect(url)
                 .await
                 .context("cannot connect to PostgreSQL")?;
-            let verification = thinkbank_gateway::audit::verify(&pool, key.as_ref())
+            let verification = thinkbank_audit::verify(&pool, key.as_ref())
                 .await
                 .context("cannot read the audit log")?;
             serde_json::to_value(verification).context("cannot encode the report")?

@@ -17,19 +17,15 @@
 //! username), and one request must not be able to write a megabyte into a table that can
 //! never be cleaned up (it refuses DELETE).
 
-use std::sync::Arc;
-
 use chrono::Utc;
-use hmac::{Hmac, Mac as _};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 
-/// The chain's anchor: the `prev_hash` of the first entry.
-const GENESIS: [u8; 32] = [0; 32];
+// The chain itself (key, links, verification) lives in `thinkbank-audit`, so the CLI can
+// verify it without linking the gateway; writing entries stays here.
+pub use thinkbank_audit::{AuditKey, Entry, GENESIS, MIN_KEY_BYTES, Verification, verify};
 
 /// Longest actor, action or target kept, in characters; longer ones are cut and marked.
 pub const MAX_FIELD_CHARS: usize = 256;
@@ -58,33 +54,6 @@ fn bounded_details(details: &serde_json::Value) -> String {
     .to_string()
 }
 
-/// Shortest accepted audit key, in bytes (the SHA-256 block is 64; 32 bytes of randomness is
-/// the usual floor for an HMAC-SHA-256 key).
-pub const MIN_KEY_BYTES: usize = 32;
-
-/// The HMAC key of the chain. Its `Debug` never shows the key.
-#[derive(Clone)]
-pub struct AuditKey(Arc<[u8]>);
-
-impl AuditKey {
-    /// A key of at least `MIN_KEY_BYTES` bytes.
-    pub fn new(bytes: &[u8]) -> Result<Self, String> {
-        if bytes.len() < MIN_KEY_BYTES {
-            return Err(format!(
-                "the audit key must be at least {MIN_KEY_BYTES} bytes (it has {})",
-                bytes.len()
-            ));
-        }
-        Ok(Self(Arc::from(bytes)))
-    }
-}
-
-impl std::fmt::Debug for AuditKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuditKey(..)")
-    }
-}
-
 /// Where entries go and how they are linked: the pool and, unless the gateway runs with
 /// `THINKBANK_INSECURE_NO_AUDIT_KEY`, the key.
 #[derive(Debug, Clone)]
@@ -101,59 +70,6 @@ pub struct Event<'a> {
     pub action: &'a str,
     pub target: &'a str,
     pub details: serde_json::Value,
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[schema(as = AuditEntry)]
-pub struct Entry {
-    pub seq: i64,
-    pub at_micros: i64,
-    pub tenant_id: Uuid,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub details: String,
-    #[serde(skip)]
-    pub prev_hash: Vec<u8>,
-    #[serde(skip)]
-    pub entry_hash: Vec<u8>,
-    /// Linked with the HMAC (true) or, before the chain was keyed, with plain SHA-256.
-    #[serde(skip)]
-    pub keyed: bool,
-}
-
-impl Entry {
-    /// The bytes that are hashed: every column but the hashes, unambiguously separated.
-    fn canonical(&self) -> String {
-        serde_json::json!([
-            self.seq,
-            self.at_micros,
-            self.tenant_id,
-            self.actor,
-            self.action,
-            self.target,
-            self.details
-        ])
-        .to_string()
-    }
-
-    fn unkeyed_hash(&self, prev_hash: &[u8]) -> Vec<u8> {
-        let mut hasher = Sha256::new();
-        hasher.update(prev_hash);
-        hasher.update(self.canonical().as_bytes());
-        hasher.finalize().to_vec()
-    }
-
-    fn keyed_hash(&self, key: &AuditKey, prev_hash: &[u8]) -> Vec<u8> {
-        // Any key length is valid for HMAC, so this cannot fail; an empty tag would only make
-        // verification fail, never pass.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key.0) else {
-            return Vec::new();
-        };
-        mac.update(prev_hash);
-        mac.update(self.canonical().as_bytes());
-        mac.finalize().into_bytes().to_vec()
-    }
 }
 
 /// Appends `event`. Appends are serialised by a transaction-scoped advisory lock, so the chain
@@ -223,10 +139,7 @@ async fn insert(
         entry_hash: Vec::new(),
         keyed: key.is_some(),
     };
-    entry.entry_hash = match key {
-        Some(key) => entry.keyed_hash(key, &prev_hash),
-        None => entry.unkeyed_hash(&prev_hash),
-    };
+    entry.entry_hash = entry.link_hash(key, &prev_hash);
     sqlx::query(
         "INSERT INTO gateway.audit_log (seq, at_micros, tenant_id, actor, action, target, \
              details, prev_hash, entry_hash, keyed) \
@@ -253,105 +166,6 @@ pub async fn record(log: &AuditLog, event: Event<'_>) {
     let action = event.action.to_owned();
     if let Err(error) = append(log, event).await {
         tracing::error!(%action, %error, "cannot write the audit log");
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = AuditVerification)]
-pub struct Verification {
-    pub ok: bool,
-    pub entries_checked: u64,
-    /// The first entry whose link is broken, if any.
-    pub first_broken_seq: Option<i64>,
-    pub reason: Option<String>,
-    /// The first entry linked with the key; entries before it were written before the chain
-    /// was keyed and are protected by this entry's link to them.
-    pub keyed_from_seq: Option<i64>,
-}
-
-/// Walks the whole chain in order and reports the first broken link. Keyed entries are
-/// checked with `key`; without one they cannot be checked, which is reported as broken.
-pub async fn verify(pool: &PgPool, key: Option<&AuditKey>) -> Result<Verification, sqlx::Error> {
-    use futures::TryStreamExt as _;
-    let mut rows = sqlx::query_as::<_, Entry>(
-        "SELECT seq, at_micros, tenant_id, actor, action, target, details, prev_hash, \
-                entry_hash, keyed \
-         FROM gateway.audit_log ORDER BY seq",
-    )
-    .fetch(pool);
-    let mut checked = 0u64;
-    let mut prev_seq = 0i64;
-    let mut prev_hash = GENESIS.to_vec();
-    let mut keyed_from_seq = None;
-    let broken = |checked, seq, reason, keyed_from_seq| Verification {
-        ok: false,
-        entries_checked: checked,
-        first_broken_seq: Some(seq),
-        reason: Some(reason),
-        keyed_from_seq,
-    };
-    while let Some(entry) = rows.try_next().await? {
-        let broken_here = if entry.seq != prev_seq + 1 {
-            Some(format!(
-                "entry {} follows entry {prev_seq}: entries are missing",
-                entry.seq
-            ))
-        } else if entry.prev_hash != prev_hash {
-            Some(format!(
-                "entry {} does not link to the hash of entry {prev_seq}",
-                entry.seq
-            ))
-        } else if !entry.keyed && keyed_from_seq.is_some() {
-            Some(format!(
-                "entry {} is not keyed but follows keyed entries: the chain was rewritten",
-                entry.seq
-            ))
-        } else if entry.keyed && key.is_none() {
-            Some(format!(
-                "entry {} is keyed and no audit key is configured to check it",
-                entry.seq
-            ))
-        } else if entry.entry_hash != expected(&entry, key, &prev_hash) {
-            Some(format!(
-                "entry {} was changed after it was written",
-                entry.seq
-            ))
-        } else {
-            None
-        };
-        if let Some(reason) = broken_here {
-            return Ok(broken(checked, entry.seq, reason, keyed_from_seq));
-        }
-        if entry.keyed && keyed_from_seq.is_none() {
-            keyed_from_seq = Some(entry.seq);
-        }
-        checked += 1;
-        prev_seq = entry.seq;
-        prev_hash = entry.entry_hash;
-    }
-    // A gateway with a key always leaves the chain ending keyed (`seal_unkeyed`), so a
-    // non-empty chain without a keyed entry had its keyed part rewritten without the key.
-    if key.is_some() && checked > 0 && keyed_from_seq.is_none() {
-        return Ok(broken(
-            checked,
-            prev_seq,
-            format!("no entry up to {prev_seq} is keyed: the chain was rewritten without the key"),
-            None,
-        ));
-    }
-    Ok(Verification {
-        ok: true,
-        entries_checked: checked,
-        first_broken_seq: None,
-        reason: None,
-        keyed_from_seq,
-    })
-}
-
-fn expected(entry: &Entry, key: Option<&AuditKey>, prev_hash: &[u8]) -> Vec<u8> {
-    match (entry.keyed, key) {
-        (true, Some(key)) => entry.keyed_hash(key, prev_hash),
-        _ => entry.unkeyed_hash(prev_hash),
     }
 }
 

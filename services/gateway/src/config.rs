@@ -25,8 +25,8 @@ pub struct Config {
     )]
     pub worker_url: String,
 
-    /// PostgreSQL URL: the identity store (keys, users, audit) and a readiness check. The
-    /// worker applies the migrations.
+    /// PostgreSQL URL: the identity store (tenants, keys, users, audit) and a readiness check.
+    /// The gateway applies `migrations/gateway` at start (after the worker's schema exists).
     #[arg(long, env = "THINKBANK_DATABASE_URL")]
     pub database_url: String,
 

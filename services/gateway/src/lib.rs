@@ -41,8 +41,8 @@ pub use state::AppState;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The tenant every installation has; its admins are the operators.
-pub const DEFAULT_TENANT_ID: uuid::Uuid = uuid::Uuid::from_u128(1);
+/// The tenant every installation has; its admins are the operators (defined by the contract).
+pub use thinkbank_proto::contract::DEFAULT_TENANT_ID;
 
 /// Builds the router for `state`.
 pub fn router(state: AppState) -> Router {
@@ -185,6 +185,7 @@ pub async fn run(
         .local_addr()
         .context("listener has no local address")?;
     tracing::info!(%addr, worker = %state.config.worker_url, "gateway listening");
+    state::schema::migrate_at_start(&state.database, &shutdown).await?;
     bootstrap::audit_chain(&state).await;
     bootstrap::admin_key(&state).await;
     let key_cache = state.key_cache.clone();

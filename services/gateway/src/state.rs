@@ -1,4 +1,7 @@
-//! Shared handler state: the worker clients and the optional database pool for readiness.
+//! Shared handler state: the worker clients and the optional database pool for readiness;
+//! `schema` migrates the gateway's own tables at start-up.
+
+pub mod schema;
 
 use std::time::Duration;
 
@@ -19,12 +22,14 @@ use crate::{
     error::current_request_id,
     limits::Limiter,
     trace::TracedChannel,
-    worker_client::{WorkerAuth, WorkerClient},
+    worker_client::{TenantsClient, WorkerAuth, WorkerClient},
 };
 
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub worker: WorkerClient,
+    /// The worker's `Tenants` service, over the same channel.
+    pub tenants: TenantsClient,
     pub health: HealthClient<Channel>,
     /// The identity store; also checked by /readyz.
     pub database: PgPool,
@@ -68,6 +73,10 @@ impl AppState {
         // Uploads travel inside ProcessAsset; allow the configured maximum plus envelope.
         let max_message = config.max_upload_bytes + 1024 * 1024;
         let auth = WorkerAuth::new(config.internal_token.as_deref())?;
+        let tenants = thinkbank_proto::v1::tenants_client::TenantsClient::with_interceptor(
+            TracedChannel::new(channel.clone()),
+            auth.internal(),
+        );
         let worker = AiWorkerClient::with_interceptor(TracedChannel::new(channel.clone()), auth)
             .max_encoding_message_size(max_message)
             .max_decoding_message_size(max_message);
@@ -114,6 +123,7 @@ impl AppState {
         );
         Ok(Self {
             worker,
+            tenants,
             health: HealthClient::new(channel),
             database,
             audit,

@@ -14,6 +14,30 @@ use crate::{auth::current_principal, trace::TracedChannel};
 
 pub type WorkerClient = AiWorkerClient<InterceptedService<TracedChannel, WorkerAuth>>;
 
+/// The client of the worker's `Tenants` service (provisioning and quotas). Its calls name their
+/// tenant in the message, so they carry only the internal token: open sign-up, which has no
+/// principal yet, uses it as the operators' routes do.
+pub type TenantsClient = thinkbank_proto::v1::tenants_client::TenantsClient<
+    InterceptedService<TracedChannel, InternalAuth>,
+>;
+
+/// Adds the internal token and nothing else (see `TenantsClient`).
+#[derive(Debug, Clone)]
+pub struct InternalAuth {
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+impl Interceptor for InternalAuth {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
+        Ok(request)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WorkerAuth {
     authorization: Option<MetadataValue<Ascii>>,
@@ -28,6 +52,13 @@ impl WorkerAuth {
             .transpose()
             .context("THINKBANK_INTERNAL_TOKEN must be printable ASCII")?;
         Ok(Self { authorization })
+    }
+
+    /// The same token, for calls that carry no principal (`TenantsClient`).
+    pub fn internal(&self) -> InternalAuth {
+        InternalAuth {
+            authorization: self.authorization.clone(),
+        }
     }
 }
 
@@ -45,7 +76,7 @@ impl Interceptor for WorkerAuth {
             .to_string()
             .parse()
             .map_err(|_| Status::internal("tenant id is not ASCII"))?;
-        metadata.insert("x-thinkbank-tenant", tenant);
+        metadata.insert(thinkbank_proto::metadata::TENANT, tenant);
         if let Some(collections) = &principal.collections {
             let list = collections
                 .iter()
@@ -55,7 +86,7 @@ impl Interceptor for WorkerAuth {
             let value = list
                 .parse()
                 .map_err(|_| Status::internal("collection ids are not ASCII"))?;
-            metadata.insert("x-thinkbank-collections", value);
+            metadata.insert(thinkbank_proto::metadata::COLLECTIONS, value);
         }
         let owner = principal
             .owner_id()

@@ -20,9 +20,10 @@ use crate::{
     tenancy::{DEFAULT_TENANT_ID, Tenant},
 };
 
-pub const TENANT_HEADER: &str = "x-thinkbank-tenant";
-pub const COLLECTIONS_HEADER: &str = "x-thinkbank-collections";
-pub use thinkbank_proto::metadata::{PRINCIPAL as PRINCIPAL_HEADER, ROLE as ROLE_HEADER};
+pub use thinkbank_proto::metadata::{
+    COLLECTIONS as COLLECTIONS_HEADER, PRINCIPAL as PRINCIPAL_HEADER, ROLE as ROLE_HEADER,
+    TENANT as TENANT_HEADER,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct Callers {

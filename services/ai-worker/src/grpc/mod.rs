@@ -6,8 +6,10 @@ mod convert;
 mod embeddings;
 mod search_convert;
 mod service;
+mod tenants;
 mod uploads;
 mod watch;
 
 pub use caller::{COLLECTIONS_HEADER, Callers, TENANT_HEADER};
 pub use service::AiWorkerService;
+pub use tenants::TenantsService;

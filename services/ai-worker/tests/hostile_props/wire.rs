@@ -29,9 +29,10 @@ struct World {
 
 fn as_tenant<T>(tenant: Uuid, message: T) -> Request<T> {
     let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-thinkbank-tenant", tenant.to_string().parse().unwrap());
+    request.metadata_mut().insert(
+        thinkbank_proto::metadata::TENANT,
+        tenant.to_string().parse().unwrap(),
+    );
     request
 }
 

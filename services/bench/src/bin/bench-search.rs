@@ -676,7 +676,7 @@ impl Sql {
              WHERE e.model = $2 AND e.tenant_id = '{tenant}'{filter} \
              ORDER BY e.embedding::vector({dims}) <=> $1 LIMIT {limit}",
             limit = K,
-            tenant = thinkbank_ai_worker::tenancy::DEFAULT_TENANT_ID,
+            tenant = thinkbank_proto::contract::DEFAULT_TENANT_ID,
             explain = if explain { "EXPLAIN " } else { "" },
         )
     }

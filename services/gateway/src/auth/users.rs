@@ -110,7 +110,7 @@ pub async fn authenticate(
         _ if !could_exist(tenant, username) => None,
         Some(tenant) => sqlx::query_as(
             "SELECT u.password_hash, u.id FROM gateway.users u \
-             JOIN worker.tenants t ON t.id = u.tenant_id \
+             JOIN gateway.tenants t ON t.id = u.tenant_id \
              WHERE u.username = $1 AND u.disabled_at IS NULL \
                AND (t.id::text = lower($2) OR t.name = $2) \
              ORDER BY t.id::text = lower($2) DESC LIMIT 1",

@@ -265,8 +265,7 @@ pub async fn register(
                 .map(|c| char::from(c).to_ascii_lowercase())
                 .collect();
             let tenant =
-                tenants::create(&state.database, &format!("user-{}-{suffix}", body.username))
-                    .await?;
+                tenants::create(&state, &format!("user-{}-{suffix}", body.username)).await?;
             let user = users::create(
                 &state.database,
                 tenant.id,

@@ -1,25 +1,25 @@
 //! `/api/v1/tenants/{id}/quotas`: the operator's per-tenant overrides of the worker's default
-//! quotas (`THINKBANK_QUOTA_MAX_*`). The worker enforces them (`worker.tenant_quotas`); this
-//! route only records them, beside the tenant rows the tenant admin already manages.
+//! quotas (`THINKBANK_QUOTA_MAX_*`). The worker keeps and enforces them; these routes read and
+//! set them through its `GetTenantQuotas`/`SetTenantQuotas` RPCs.
 
 use axum::{
     Extension, Json,
     extract::{Path, State},
 };
 use serde::{Deserialize, Serialize};
-use thinkbank_common::ErrorCode;
+use thinkbank_proto::v1 as pb;
 
 use crate::{
     audit,
     auth::Principal,
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     openapi::responses::{BadRequest, NotFound, Unavailable, UnsupportedMediaType},
     routes::{ApiJson, parse_id, tenants::require_operator},
     state::AppState,
 };
 
 /// A tenant's quota overrides. `null` (or absent): the worker's default applies; 0: no limit.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantQuotas {
     /// Assets the tenant may hold, whatever their status.
@@ -33,37 +33,13 @@ pub struct TenantQuotas {
     pub max_chunks: Option<i64>,
 }
 
-impl TenantQuotas {
-    fn validate(&self) -> Result<(), ApiError> {
-        for (name, value) in [
-            ("max_assets", self.max_assets),
-            ("max_bytes", self.max_bytes),
-            ("max_chunks", self.max_chunks),
-        ] {
-            if value.is_some_and(|v| v < 0) {
-                return Err(ApiError::invalid(format!(
-                    "{name} must be 0 (no limit) or more, or null (the default)"
-                )));
-            }
+impl From<pb::TenantQuotas> for TenantQuotas {
+    fn from(quotas: pb::TenantQuotas) -> Self {
+        Self {
+            max_assets: quotas.max_assets,
+            max_bytes: quotas.max_bytes,
+            max_chunks: quotas.max_chunks,
         }
-        Ok(())
-    }
-}
-
-async fn tenant_exists(state: &AppState, id: uuid::Uuid) -> Result<(), ApiError> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM worker.tenants WHERE id = $1)")
-            .bind(id)
-            .fetch_one(&state.database)
-            .await
-            .map_err(crate::error::database)?;
-    if exists {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("tenant {id} not found"),
-        ))
     }
 }
 
@@ -83,15 +59,14 @@ pub async fn get_route(
 ) -> ApiResult<Json<TenantQuotas>> {
     require_operator(&principal)?;
     let id = parse_id(&id)?;
-    tenant_exists(&state, id).await?;
-    let quotas: Option<TenantQuotas> = sqlx::query_as(
-        "SELECT max_assets, max_bytes, max_chunks FROM worker.tenant_quotas WHERE tenant_id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&state.database)
-    .await
-    .map_err(crate::error::database)?;
-    Ok(Json(quotas.unwrap_or_default()))
+    let request = state.request(
+        pb::GetTenantQuotasRequest {
+            tenant_id: id.to_string(),
+        },
+        state.config.worker_timeout(),
+    );
+    let quotas = state.tenants.clone().get_tenant_quotas(request).await?;
+    Ok(Json(quotas.into_inner().into()))
 }
 
 #[utoipa::path(put, path = "/api/v1/tenants/{id}/quotas", tag = "identity",
@@ -113,22 +88,23 @@ pub async fn put_route(
 ) -> ApiResult<Json<TenantQuotas>> {
     require_operator(&principal)?;
     let id = parse_id(&id)?;
-    body.validate()?;
-    tenant_exists(&state, id).await?;
-    sqlx::query(
-        "INSERT INTO worker.tenant_quotas (tenant_id, max_assets, max_bytes, max_chunks) \
-         VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (tenant_id) DO UPDATE SET max_assets = excluded.max_assets, \
-             max_bytes = excluded.max_bytes, max_chunks = excluded.max_chunks, \
-             updated_at = now()",
-    )
-    .bind(id)
-    .bind(body.max_assets)
-    .bind(body.max_bytes)
-    .bind(body.max_chunks)
-    .execute(&state.database)
-    .await
-    .map_err(crate::error::database)?;
+    // The worker validates (a negative limit is 400 naming its field) and answers 404 for an
+    // unknown tenant.
+    let request = pb::SetTenantQuotasRequest {
+        tenant_id: id.to_string(),
+        quotas: Some(pb::TenantQuotas {
+            max_assets: body.max_assets,
+            max_bytes: body.max_bytes,
+            max_chunks: body.max_chunks,
+        }),
+    };
+    let body: TenantQuotas = state
+        .tenants
+        .clone()
+        .set_tenant_quotas(state.request(request, state.config.worker_timeout()))
+        .await?
+        .into_inner()
+        .into();
     audit::record(
         &state.audit,
         audit::Event {

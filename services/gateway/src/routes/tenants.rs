@@ -1,12 +1,14 @@
 //! Tenants: created by the operators (admins of the default tenant) or by open sign-up. A new
 //! tenant starts with a `default` collection using the same embedding model and text-search
 //! configuration as the default tenant's, and, when an operator creates it, a first admin key.
+//! The gateway keeps its tenants in `gateway.tenants`; the worker provisions its side through
+//! the `Tenants` RPCs.
 
 use axum::{Extension, Json, extract::State, http::StatusCode, response::IntoResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use thinkbank_common::ErrorCode;
+use thinkbank_proto::v1 as pb;
 use uuid::Uuid;
 
 use crate::{
@@ -26,15 +28,22 @@ pub struct TenantRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Creates a tenant and its default collection in one transaction.
-pub async fn create(pool: &PgPool, name: &str) -> Result<TenantRow, ApiError> {
+/// Creates a tenant: the gateway's row (its name is unique) and, through the worker's
+/// `CreateTenant` RPC, the worker's side (the tenant and its default collection). The gateway's
+/// row commits only once the worker has answered, so a failed call leaves nothing here, and the
+/// RPC is idempotent for the same id and name.
+pub async fn create(state: &AppState, name: &str) -> Result<TenantRow, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::invalid("name must be 1-100 characters"));
     }
-    let mut tx = pool.begin().await.map_err(crate::error::database)?;
+    let mut tx = state
+        .database
+        .begin()
+        .await
+        .map_err(crate::error::database)?;
     let tenant: Option<TenantRow> = sqlx::query_as(
-        "INSERT INTO worker.tenants (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING \
+        "INSERT INTO gateway.tenants (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING \
          RETURNING id, name, created_at",
     )
     .bind(Uuid::now_v7())
@@ -48,17 +57,15 @@ pub async fn create(pool: &PgPool, name: &str) -> Result<TenantRow, ApiError> {
             format!("a tenant named '{name}' exists"),
         )
     })?;
-    sqlx::query(
-        "INSERT INTO worker.collections (id, tenant_id, name, embedding_model, text_search_config) \
-         SELECT $1, $2, 'default', embedding_model, text_search_config \
-         FROM worker.collections WHERE tenant_id = $3 AND name = 'default'",
-    )
-    .bind(Uuid::now_v7())
-    .bind(tenant.id)
-    .bind(DEFAULT_TENANT_ID)
-    .execute(&mut *tx)
-    .await
-    .map_err(crate::error::database)?;
+    let request = pb::CreateTenantRequest {
+        tenant_id: tenant.id.to_string(),
+        name: tenant.name.clone(),
+    };
+    state
+        .tenants
+        .clone()
+        .create_tenant(state.request(request, state.config.worker_timeout()))
+        .await?;
     tx.commit().await.map_err(crate::error::database)?;
     Ok(tenant)
 }
@@ -107,7 +114,7 @@ pub async fn create_route(
     ApiJson(body): ApiJson<CreateTenantBody>,
 ) -> ApiResult<impl IntoResponse> {
     require_operator(&principal)?;
-    let tenant = create(&state.database, &body.name).await?;
+    let tenant = create(&state, &body.name).await?;
     let actor = principal.actor();
     let (admin_key, _) = keys::create(
         &state.database,
@@ -153,7 +160,7 @@ pub async fn list_route(
 ) -> ApiResult<Json<TenantList>> {
     require_operator(&principal)?;
     let tenants: Vec<TenantRow> =
-        sqlx::query_as("SELECT id, name, created_at FROM worker.tenants ORDER BY created_at")
+        sqlx::query_as("SELECT id, name, created_at FROM gateway.tenants ORDER BY created_at")
             .fetch_all(&state.database)
             .await
             .map_err(crate::error::database)?;
