@@ -250,17 +250,25 @@ pub fn unauthenticated(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Unauthenticated, message)
 }
 
-/// Authenticates, authorises and rate-limits every non-public request, then serves it with
-/// its principal. Sign-in endpoints are limited per client address instead.
-pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_owned();
-    let class = Class::of(request.method(), &path);
-    let Some(required) = policy::required_role(request.method(), &path) else {
-        if class != Class::Auth {
-            return next.run(request).await;
-        }
-        let client = client_ip(&state, &request);
-        return limited(&state, &format!("ip:{client}"), class, next.run(request)).await;
+/// A route's guard: its declared access and rate class (see `routes::table`).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub state: AppState,
+    pub access: policy::Access,
+    pub class: Option<Class>,
+}
+
+/// Authenticates, authorises and rate-limits a request for the route it matched, then serves
+/// it with its principal. Public routes with a class are counted per client address.
+pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let Guard {
+        state,
+        access,
+        class,
+    } = guard;
+    let Some(required) = access.role() else {
+        let key = format!("ip:{}", client_ip(&state, &request));
+        return limited(&state, &key, class, next.run(request)).await;
     };
     let principal = match bearer(request.headers()) {
         None => Err(with_challenge(unauthenticated(
@@ -290,13 +298,17 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     limited(&state, &key, class, serve).await
 }
 
-/// Serves `serve` if `key` has budget left in `class`, with the rate-limit headers either way.
+/// Serves `serve` if `key` has budget left in `class`, with the rate-limit headers either way
+/// (no class: served uncounted).
 async fn limited(
     state: &AppState,
     key: &str,
-    class: Class,
+    class: Option<Class>,
     serve: impl std::future::Future<Output = Response>,
 ) -> Response {
+    let Some(class) = class else {
+        return serve.await;
+    };
     let decision = state.limiter.check(key, class);
     let mut response = if decision.allowed {
         serve.await

@@ -376,6 +376,22 @@ pub async fn reprocess(
     Ok(Json(views::asset(asset)))
 }
 
+/// The upload route's own body limits (`routes::table`): the upload maximum instead of the
+/// JSON one, and [`reject_oversized`] in front of it.
+pub fn upload_limits(
+    route: axum::routing::MethodRouter<AppState>,
+    state: &AppState,
+) -> axum::routing::MethodRouter<AppState> {
+    route
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.max_upload_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            reject_oversized,
+        ))
+}
+
 /// Answers 413 from the `Content-Length` header alone, before any of the body is read, so an
 /// oversized upload costs neither bandwidth nor memory. Bodies without a length are still
 /// capped while they stream (`DefaultBodyLimit`).

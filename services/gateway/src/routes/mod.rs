@@ -13,6 +13,7 @@ pub mod health;
 pub mod identity;
 pub mod openai;
 pub mod search;
+pub mod table;
 pub mod tenant_quotas;
 pub mod tenants;
 pub mod ui;
