@@ -11,6 +11,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::{
     auth::{
+        Principal,
         external::{ExternalIdp, IdpSettings},
         key_cache::KeyCache,
         tokens::Tokens,
@@ -19,7 +20,7 @@ use crate::{
     error::current_request_id,
     limits::Limiter,
     trace::TracedChannel,
-    worker_client::{WorkerAuth, WorkerClient},
+    worker_client::{Caller, WorkerAuth, WorkerClient},
 };
 
 #[derive(Debug, Clone)]
@@ -133,28 +134,32 @@ impl AppState {
         })
     }
 
-    /// Wraps a message for the worker with a deadline (sent as `grpc-timeout`) and the
-    /// request id.
-    pub fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
-        let mut request = Self::request_without_deadline(message);
-        request.set_timeout(timeout);
-        request
+    /// Wraps a message for the worker, acting for `principal`, with a deadline (sent as
+    /// `grpc-timeout`) and the request id.
+    pub fn request<T>(
+        &self,
+        principal: &Principal,
+        message: T,
+        timeout: Duration,
+    ) -> Result<tonic::Request<T>, tonic::Status> {
+        Ok(Self::request_as(&Caller::of(principal)?, message, timeout))
     }
 
-    /// A worker request carrying the request id but no deadline, for streams that end by
-    /// themselves (progress watches).
-    pub fn request_without_deadline<T>(message: T) -> tonic::Request<T> {
+    fn request_as<T>(caller: &Caller, message: T, timeout: Duration) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
+        caller.apply(&mut request);
         if let Ok(value) = current_request_id().parse() {
             request.metadata_mut().insert("x-request-id", value);
         }
         request
     }
 
-    /// An idempotent (read-only) worker call, retried on UNAVAILABLE with jittered backoff
-    /// (`crate::retry`); each attempt is a fresh request with its own deadline.
+    /// An idempotent (read-only) worker call for `principal`, retried on UNAVAILABLE with
+    /// jittered backoff (`crate::retry`); each attempt is a fresh request with its own deadline.
     pub async fn read<M, T, F, Fut>(
         &self,
+        principal: &Principal,
         message: M,
         call: F,
     ) -> Result<tonic::Response<T>, tonic::Status>
@@ -163,10 +168,11 @@ impl AppState {
         F: Fn(WorkerClient, tonic::Request<M>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        let caller = Caller::of(principal)?;
         crate::retry::idempotent(|| {
             call(
                 self.worker.clone(),
-                self.request(message.clone(), self.config.worker_timeout()),
+                Self::request_as(&caller, message.clone(), self.config.worker_timeout()),
             )
         })
         .await

@@ -6,9 +6,8 @@
 //! `THINKBANK_RATE_LIMIT_INVALID_CREDENTIALS_PER_MIN`, past which the address gets 429 before
 //! any lookup (`resolve_from`).
 //!
-//! The resolved `Principal` is kept for the request's duration in a task-local, which the
-//! worker client reads to tell the worker which tenant (and collections) a call acts for;
-//! a worker call made outside a request therefore fails instead of acting for nobody.
+//! The resolved `Principal` goes into the request's extensions, where handlers take it
+//! (`Extension<Principal>`) and hand it to every worker call they make (`worker_client::Caller`).
 
 pub mod external;
 pub mod key_cache;
@@ -35,16 +34,6 @@ use thinkbank_common::ErrorCode;
 use uuid::Uuid;
 
 use crate::{error::ApiError, limits::Class, state::AppState};
-
-tokio::task_local! {
-    /// The caller of the request being served.
-    pub static PRINCIPAL: Principal;
-}
-
-/// The current request's caller, if the request was authenticated.
-pub fn current_principal() -> Option<Principal> {
-    PRINCIPAL.try_with(Clone::clone).ok()
-}
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
@@ -293,9 +282,8 @@ pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> 
     }
     let key = principal.limit_key();
     let mut request = request;
-    request.extensions_mut().insert(principal.clone());
-    let serve = PRINCIPAL.scope(principal, next.run(request));
-    limited(&state, &key, class, serve).await
+    request.extensions_mut().insert(principal);
+    limited(&state, &key, class, next.run(request)).await
 }
 
 /// Serves `serve` if `key` has budget left in `class`, with the rate-limit headers either way

@@ -341,7 +341,7 @@ pub async fn chat(
     let stream = state
         .worker
         .clone()
-        .chat_stream(state.request(message, timeout))
+        .chat_stream(state.request(&principal, message, timeout)?)
         .await?
         .into_inner();
     let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);
