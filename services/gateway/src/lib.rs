@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod chat_relay;
 pub mod client_addr;
 pub mod config;
 pub mod edge;

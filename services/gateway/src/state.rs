@@ -44,9 +44,9 @@ pub struct AppState {
     /// Cancelled when the gateway shuts down; long SSE streams end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Chat streams in progress on this gateway, by conversation id, for the stop endpoint.
-    pub active_chats: crate::routes::chat::ActiveChats,
+    pub active_chats: crate::chat_relay::stops::ActiveChats,
     /// Resumable chat streams, by conversation id (only with a resume window).
-    pub chat_hubs: crate::routes::chat_resume::Hubs,
+    pub chat_hubs: crate::chat_relay::resume::Hubs,
     /// Open progress streams per principal and tenant (see `watch_caps`).
     pub watch_caps: crate::watch_caps::WatchCaps,
 }
@@ -128,8 +128,8 @@ impl AppState {
             key_cache: Arc::default(),
             config: std::sync::Arc::new(config),
             shutdown,
-            active_chats: crate::routes::chat::ActiveChats::default(),
-            chat_hubs: crate::routes::chat_resume::Hubs::default(),
+            active_chats: crate::chat_relay::stops::ActiveChats::default(),
+            chat_hubs: crate::chat_relay::resume::Hubs::default(),
             watch_caps,
         })
     }

@@ -44,7 +44,7 @@ use axum::{
 use serde_json::Value;
 use utoipa::{Modify as _, OpenApi};
 
-use crate::{error, routes, views};
+use crate::{chat_relay, error, routes, views};
 use responses::{AuthResponses, BearerSecurity, RequestIdHeader};
 
 /// How the event streams are framed (`docs/sse-events.md`, the one source), appended to the
@@ -63,9 +63,9 @@ const STREAMS: &str = include_str!("../../../../docs/sse-events.md");
         schemas(
             error::ErrorBody,
             views::AssetView,
-            routes::chat::SourcesData,
-            routes::chat::DeltaData<'static>,
-            routes::chat::FinalData,
+            chat_relay::events::SourcesData,
+            chat_relay::events::DeltaData<'static>,
+            chat_relay::events::FinalData,
         ),
         responses(
             responses::BadRequest,

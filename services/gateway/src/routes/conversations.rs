@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use thinkbank_proto::v1 as pb;
 
 use super::ApiJson;
-use super::chat::{
-    CitationData, SourceView, answer_mode_name, citation_data, finish_reason_name, source_view,
-};
 use crate::{
     auth::Principal,
+    chat_relay::events::{
+        CitationData, SourceView, answer_mode_name, citation_data, finish_reason_name, source_view,
+    },
     error::ApiResult,
     openapi::responses::{
         BadRequest, Internal, NotFound, Timeout, Unavailable, UnsupportedMediaType,

@@ -235,7 +235,7 @@ async fn llm_info(state: &AppState) -> Option<LlmInfo> {
         .ok()?
         .into_inner();
     Some(LlmInfo {
-        mode: super::chat::answer_mode_name(info.answer_mode()),
+        mode: crate::chat_relay::events::answer_mode_name(info.answer_mode()),
         model: info.model,
         unavailable: info.llm_unavailable,
         probe: None,

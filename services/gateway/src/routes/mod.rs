@@ -5,7 +5,6 @@ pub mod admin;
 pub mod asset_events;
 pub mod assets;
 pub mod chat;
-pub mod chat_resume;
 pub mod collections;
 pub mod conversations;
 pub mod embeddings;

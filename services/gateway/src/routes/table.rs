@@ -27,8 +27,8 @@ use utoipa::openapi::{
 };
 
 use super::{
-    admin, assets, chat, chat_resume, collections, conversations, embeddings, health, identity,
-    openai, search, tenant_quotas, tenants, ui,
+    admin, assets, chat, collections, conversations, embeddings, health, identity, openai, search,
+    tenant_quotas, tenants, ui,
 };
 use crate::{
     auth::{self, policy::Access},
@@ -192,7 +192,7 @@ pub fn routes() -> Vec<Route> {
         route!(search::search, Reader, Read),
         route!(chat::chat, Reader, Chat),
         route!(chat::stop, Reader, Write),
-        route!(chat_resume::resume, Reader, Read),
+        route!(chat::resume, Reader, Read),
         // Conversations are the caller's own chat history: readers may tidy them.
         route!(conversations::list, Reader, Read),
         route!(conversations::get, Reader, Read),
