@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod chat_relay;
 pub mod client_addr;
 pub mod config;
 pub mod edge;
@@ -23,11 +24,10 @@ pub mod worker_client;
 use anyhow::Context as _;
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request},
+    extract::Request,
     http::HeaderName,
     middleware::{self, Next},
     response::Response,
-    routing::{delete, get, patch, post},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -44,104 +44,12 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// The tenant every installation has; its admins are the operators (defined by the contract).
 pub use thinkbank_proto::contract::DEFAULT_TENANT_ID;
 
-/// Builds the router for `state`.
+/// Builds the router for `state`: the route table (`routes::table`, where each route carries
+/// its own guard), the JSON 404/405 fallbacks, then the edge layers (outermost last).
 pub fn router(state: AppState) -> Router {
-    let upload_limit = state.config.max_upload_bytes;
-    let json_limit = state.config.max_json_bytes;
-    let api = Router::new()
-        .route(
-            "/api/v1/assets",
-            post(routes::assets::upload)
-                .layer(DefaultBodyLimit::max(upload_limit))
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    routes::assets::reject_oversized,
-                ))
-                .get(routes::assets::list),
-        )
-        .route("/api/v1/assets/{id}/cancel", post(routes::assets::cancel))
-        .route(
-            "/api/v1/assets/{id}/reprocess",
-            post(routes::assets::reprocess),
-        )
-        .route(
-            "/api/v1/assets/{id}",
-            get(routes::assets::get).delete(routes::assets::delete),
-        )
-        .route("/api/v1/assets/{id}/events", get(routes::assets::events))
-        .route("/api/v1/search", post(routes::search::search))
-        .route("/api/v1/chat", post(routes::chat::chat))
-        .route(
-            "/api/v1/chat/{conversation_id}/stop",
-            post(routes::chat::stop),
-        )
-        .route(
-            "/api/v1/chat/{conversation_id}/events",
-            get(routes::chat_resume::resume),
-        )
-        .route("/api/v1/conversations", get(routes::conversations::list))
-        .route(
-            "/api/v1/conversations/{id}",
-            get(routes::conversations::get)
-                .patch(routes::conversations::rename)
-                .delete(routes::conversations::delete),
-        )
-        .route(
-            "/api/v1/collections",
-            post(routes::collections::create).get(routes::collections::list),
-        )
-        .route("/api/v1/collections/{id}", get(routes::collections::get))
-        .route(
-            "/api/v1/collections/{id}/migration",
-            post(routes::collections::migrate).delete(routes::collections::cancel_migration),
-        )
-        .route("/api/v1/embedding-models", get(routes::collections::models))
-        .route("/v1/embeddings", post(routes::embeddings::create))
-        .route("/v1/chat/completions", post(routes::openai::completions))
-        .route("/v1/models", get(routes::openai::models))
-        .route("/api/v1/auth/login", post(routes::identity::login))
-        .route("/api/v1/auth/refresh", post(routes::identity::refresh))
-        .route("/api/v1/auth/logout", post(routes::identity::logout))
-        .route("/api/v1/auth/register", post(routes::identity::register))
-        .route("/api/v1/auth/me", get(routes::identity::me))
-        .route(
-            "/api/v1/keys",
-            post(routes::admin::create_key).get(routes::admin::list_keys),
-        )
-        .route("/api/v1/keys/{id}", delete(routes::admin::revoke_key))
-        .route(
-            "/api/v1/users",
-            post(routes::admin::create_user).get(routes::admin::list_users),
-        )
-        .route("/api/v1/users/{id}", patch(routes::admin::update_user))
-        .route(
-            "/api/v1/tenants",
-            post(routes::tenants::create_route).get(routes::tenants::list_route),
-        )
-        .route(
-            "/api/v1/tenants/{id}/quotas",
-            get(routes::tenant_quotas::get_route).put(routes::tenant_quotas::put_route),
-        )
-        .route("/api/v1/audit", get(routes::admin::list_audit))
-        .route("/api/v1/audit/verify", get(routes::admin::verify_audit))
-        .layer(DefaultBodyLimit::max(json_limit));
-    Router::new()
-        .route("/", get(routes::ui::index))
-        .route("/api", get(routes::ui::api_index))
-        .route("/ui/{*path}", get(routes::ui::file))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/docs", get(openapi::page::docs))
-        .route("/docs/docs.css", get(openapi::page::stylesheet))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(metrics::scrape))
-        .merge(api)
+    routes::table::router(&state)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::middleware,
-        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             edge::request_timeout,

@@ -11,7 +11,7 @@ use std::{
     time::Instant,
 };
 
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue};
 
 /// Buckets kept before idle (full) ones are dropped.
 const MAX_BUCKETS: usize = 100_000;
@@ -68,6 +68,7 @@ impl Default for LimitSettings {
     }
 }
 
+/// A bucket of requests. Each route declares the class it is counted in (`routes::table`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
     Read,
@@ -77,30 +78,6 @@ pub enum Class {
     Auth,
     /// Requests whose credentials were refused, per client address.
     InvalidCredentials,
-}
-
-impl Class {
-    pub fn of(method: &Method, path: &str) -> Self {
-        if path.starts_with("/api/v1/auth/") {
-            return Self::Auth;
-        }
-        if *method == Method::POST {
-            if path == "/api/v1/assets" {
-                return Self::Upload;
-            }
-            if path == "/api/v1/chat" || path == "/v1/chat/completions" {
-                return Self::Chat;
-            }
-            if path == "/api/v1/search" || path == "/v1/embeddings" {
-                return Self::Read;
-            }
-        }
-        if *method == Method::GET || *method == Method::HEAD {
-            Self::Read
-        } else {
-            Self::Write
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -254,15 +231,5 @@ mod tests {
     fn replicas_share_the_budget() {
         assert_eq!(limiter(30, 3).limit(Class::Chat), 10);
         assert_eq!(limiter(1, 5).limit(Class::Chat), 1);
-    }
-
-    #[test]
-    fn routes_fall_into_classes() {
-        assert_eq!(Class::of(&Method::POST, "/api/v1/assets"), Class::Upload);
-        assert_eq!(Class::of(&Method::POST, "/api/v1/chat"), Class::Chat);
-        assert_eq!(Class::of(&Method::POST, "/api/v1/search"), Class::Read);
-        assert_eq!(Class::of(&Method::GET, "/api/v1/assets"), Class::Read);
-        assert_eq!(Class::of(&Method::DELETE, "/api/v1/assets/x"), Class::Write);
-        assert_eq!(Class::of(&Method::POST, "/api/v1/auth/login"), Class::Auth);
     }
 }

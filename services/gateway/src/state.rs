@@ -14,6 +14,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::{
     auth::{
+        Principal,
         external::{ExternalIdp, IdpSettings},
         key_cache::KeyCache,
         tokens::Tokens,
@@ -22,7 +23,7 @@ use crate::{
     error::current_request_id,
     limits::Limiter,
     trace::TracedChannel,
-    worker_client::{TenantsClient, WorkerAuth, WorkerClient},
+    worker_client::{Caller, TenantsClient, WorkerAuth, WorkerClient},
 };
 
 #[derive(Debug, Clone)]
@@ -48,9 +49,9 @@ pub struct AppState {
     /// Cancelled when the gateway shuts down; long SSE streams end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Chat streams in progress on this gateway, by conversation id, for the stop endpoint.
-    pub active_chats: crate::routes::chat::ActiveChats,
+    pub active_chats: crate::chat_relay::stops::ActiveChats,
     /// Resumable chat streams, by conversation id (only with a resume window).
-    pub chat_hubs: crate::routes::chat_resume::Hubs,
+    pub chat_hubs: crate::chat_relay::resume::Hubs,
     /// Open progress streams per principal and tenant (see `watch_caps`).
     pub watch_caps: crate::watch_caps::WatchCaps,
 }
@@ -75,7 +76,7 @@ impl AppState {
         let auth = WorkerAuth::new(config.internal_token.as_deref())?;
         let tenants = thinkbank_proto::v1::tenants_client::TenantsClient::with_interceptor(
             TracedChannel::new(channel.clone()),
-            auth.internal(),
+            auth.clone(),
         );
         let worker = AiWorkerClient::with_interceptor(TracedChannel::new(channel.clone()), auth)
             .max_encoding_message_size(max_message)
@@ -137,34 +138,45 @@ impl AppState {
             key_cache: Arc::default(),
             config: std::sync::Arc::new(config),
             shutdown,
-            active_chats: crate::routes::chat::ActiveChats::default(),
-            chat_hubs: crate::routes::chat_resume::Hubs::default(),
+            active_chats: crate::chat_relay::stops::ActiveChats::default(),
+            chat_hubs: crate::chat_relay::resume::Hubs::default(),
             watch_caps,
         })
     }
 
-    /// Wraps a message for the worker with a deadline (sent as `grpc-timeout`) and the
-    /// request id.
-    pub fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
-        let mut request = Self::request_without_deadline(message);
-        request.set_timeout(timeout);
-        request
+    /// Wraps a message for the worker, acting for `principal`, with a deadline (sent as
+    /// `grpc-timeout`) and the request id.
+    pub fn request<T>(
+        &self,
+        principal: &Principal,
+        message: T,
+        timeout: Duration,
+    ) -> Result<tonic::Request<T>, tonic::Status> {
+        Ok(Self::request_as(&Caller::of(principal)?, message, timeout))
     }
 
-    /// A worker request carrying the request id but no deadline, for streams that end by
-    /// themselves (progress watches).
-    pub fn request_without_deadline<T>(message: T) -> tonic::Request<T> {
+    /// Wraps a message for a worker call that acts for no principal (the `Tenants` service: its
+    /// messages name their tenant), with a deadline and the request id.
+    pub fn internal_request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
         if let Ok(value) = current_request_id().parse() {
             request.metadata_mut().insert("x-request-id", value);
         }
         request
     }
 
-    /// An idempotent (read-only) worker call, retried on UNAVAILABLE with jittered backoff
-    /// (`crate::retry`); each attempt is a fresh request with its own deadline.
+    fn request_as<T>(caller: &Caller, message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut request = Self::internal_request(message, timeout);
+        caller.apply(&mut request);
+        request
+    }
+
+    /// An idempotent (read-only) worker call for `principal`, retried on UNAVAILABLE with
+    /// jittered backoff (`crate::retry`); each attempt is a fresh request with its own deadline.
     pub async fn read<M, T, F, Fut>(
         &self,
+        principal: &Principal,
         message: M,
         call: F,
     ) -> Result<tonic::Response<T>, tonic::Status>
@@ -173,10 +185,11 @@ impl AppState {
         F: Fn(WorkerClient, tonic::Request<M>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        let caller = Caller::of(principal)?;
         crate::retry::idempotent(|| {
             call(
                 self.worker.clone(),
-                self.request(message.clone(), self.config.worker_timeout()),
+                Self::request_as(&caller, message.clone(), self.config.worker_timeout()),
             )
         })
         .await

@@ -2,7 +2,7 @@
 //! three intruders against what a first principal owns, with no leak allowed.
 //!
 //! The route list is not written here: it is the OpenAPI document the gateway serves plus the
-//! routes its router declares (`src/lib.rs`; axum cannot list them at run time). Every one must
+//! routes of its route table (`routes::table`, which the router is built from). Every one must
 //! be in [`matrix`] or in [`EXEMPT`] with a reason, and every entry there must be a real route,
 //! so a new route fails this test until someone decides how it is probed.
 //!
@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 
 use matrix::{EXEMPT, Intruder, Kind, Owner, Probe, Scope, matrix, router_routes};
 use reqwest::StatusCode;
-use thinkbank_gateway::auth::{Role, policy::required_role};
+use thinkbank_gateway::{auth::Role, routes::table::declared};
 
 #[tokio::test]
 async fn no_route_leaks_another_principals_data_to_another_tenant_user_or_scoped_key() {
@@ -135,7 +135,9 @@ async fn check(
         return None;
     }
     let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let role_forbids = required_role(&m, &probe.path).is_some_and(|needed| needed > intruder.role);
+    let role_forbids = declared(&m, template)
+        .and_then(|route| route.access.role())
+        .is_some_and(|needed| needed > intruder.role);
     let expected = if role_forbids {
         StatusCode::FORBIDDEN
     } else {

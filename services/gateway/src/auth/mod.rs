@@ -6,9 +6,8 @@
 //! `THINKBANK_RATE_LIMIT_INVALID_CREDENTIALS_PER_MIN`, past which the address gets 429 before
 //! any lookup (`resolve_from`).
 //!
-//! The resolved `Principal` is kept for the request's duration in a task-local, which the
-//! worker client reads to tell the worker which tenant (and collections) a call acts for;
-//! a worker call made outside a request therefore fails instead of acting for nobody.
+//! The resolved `Principal` goes into the request's extensions, where handlers take it
+//! (`Extension<Principal>`) and hand it to every worker call they make (`worker_client::Caller`).
 
 pub mod external;
 pub mod key_cache;
@@ -35,16 +34,6 @@ use thinkbank_common::ErrorCode;
 use uuid::Uuid;
 
 use crate::{error::ApiError, limits::Class, state::AppState};
-
-tokio::task_local! {
-    /// The caller of the request being served.
-    pub static PRINCIPAL: Principal;
-}
-
-/// The current request's caller, if the request was authenticated.
-pub fn current_principal() -> Option<Principal> {
-    PRINCIPAL.try_with(Clone::clone).ok()
-}
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
@@ -250,17 +239,25 @@ pub fn unauthenticated(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Unauthenticated, message)
 }
 
-/// Authenticates, authorises and rate-limits every non-public request, then serves it with
-/// its principal. Sign-in endpoints are limited per client address instead.
-pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_owned();
-    let class = Class::of(request.method(), &path);
-    let Some(required) = policy::required_role(request.method(), &path) else {
-        if class != Class::Auth {
-            return next.run(request).await;
-        }
-        let client = client_ip(&state, &request);
-        return limited(&state, &format!("ip:{client}"), class, next.run(request)).await;
+/// A route's guard: its declared access and rate class (see `routes::table`).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub state: AppState,
+    pub access: policy::Access,
+    pub class: Option<Class>,
+}
+
+/// Authenticates, authorises and rate-limits a request for the route it matched, then serves
+/// it with its principal. Public routes with a class are counted per client address.
+pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let Guard {
+        state,
+        access,
+        class,
+    } = guard;
+    let Some(required) = access.role() else {
+        let key = format!("ip:{}", client_ip(&state, &request));
+        return limited(&state, &key, class, next.run(request)).await;
     };
     let principal = match bearer(request.headers()) {
         None => Err(with_challenge(unauthenticated(
@@ -285,18 +282,21 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     }
     let key = principal.limit_key();
     let mut request = request;
-    request.extensions_mut().insert(principal.clone());
-    let serve = PRINCIPAL.scope(principal, next.run(request));
-    limited(&state, &key, class, serve).await
+    request.extensions_mut().insert(principal);
+    limited(&state, &key, class, next.run(request)).await
 }
 
-/// Serves `serve` if `key` has budget left in `class`, with the rate-limit headers either way.
+/// Serves `serve` if `key` has budget left in `class`, with the rate-limit headers either way
+/// (no class: served uncounted).
 async fn limited(
     state: &AppState,
     key: &str,
-    class: Class,
+    class: Option<Class>,
     serve: impl std::future::Future<Output = Response>,
 ) -> Response {
+    let Some(class) = class else {
+        return serve.await;
+    };
     let decision = state.limiter.check(key, class);
     let mut response = if decision.allowed {
         serve.await

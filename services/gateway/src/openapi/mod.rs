@@ -21,7 +21,8 @@
 //!    [`responses`] (`BadRequest`, `NotFound`, `Conflict`, `PayloadTooLarge`,
 //!    `UnsupportedMediaType`, `Internal`, `Unavailable`, `Timeout`) so the one error shape is
 //!    referenced, never repeated. JSON types get `#[derive(ToSchema)]` on the type itself.
-//! 2. Add the handler to `paths(...)` of [`ApiDoc`] below.
+//! 2. Declare the route once in `routes::table` (access and rate class with it); its method
+//!    and path come from this annotation, and the table feeds the router and [`document`].
 //! 3. Security is applied globally (`bearer`): protected routes need nothing more; the
 //!    [`responses::AuthResponses`] modifier adds 401 (`WWW-Authenticate`), 403 and 429
 //!    (`Retry-After`, `X-RateLimit-*`) to them. A public route says `security(())` (an empty
@@ -41,9 +42,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::Value;
-use utoipa::OpenApi;
+use utoipa::{Modify as _, OpenApi};
 
-use crate::{error, routes, views};
+use crate::{chat_relay, error, routes, views};
 use responses::{AuthResponses, BearerSecurity, RequestIdHeader};
 
 /// How the event streams are framed (`docs/sse-events.md`, the one source), appended to the
@@ -58,62 +59,13 @@ const STREAMS: &str = include_str!("../../../../docs/sse-events.md");
                        Server-Sent Events with `[n]` citations.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    paths(
-        routes::assets::upload,
-        routes::assets::list,
-        routes::assets::get,
-        routes::assets::delete,
-        routes::assets::cancel,
-        routes::assets::reprocess,
-        routes::assets::events,
-        routes::search::search,
-        routes::chat::chat,
-        routes::chat::stop,
-        routes::chat_resume::resume,
-        routes::conversations::list,
-        routes::conversations::get,
-        routes::conversations::delete,
-        routes::openai::completions,
-        routes::openai::models,
-        routes::embeddings::create,
-        routes::health::healthz,
-        routes::health::readyz,
-        routes::conversations::rename,
-        routes::identity::login,
-        routes::identity::refresh,
-        routes::identity::logout,
-        routes::identity::register,
-        routes::identity::me,
-        routes::admin::create_key,
-        routes::admin::list_keys,
-        routes::admin::revoke_key,
-        routes::admin::create_user,
-        routes::admin::list_users,
-        routes::admin::update_user,
-        routes::admin::list_audit,
-        routes::admin::verify_audit,
-        routes::tenants::create_route,
-        routes::tenants::list_route,
-        routes::tenant_quotas::get_route,
-        routes::tenant_quotas::put_route,
-        routes::collections::create,
-        routes::collections::list,
-        routes::collections::get,
-        routes::collections::migrate,
-        routes::collections::cancel_migration,
-        routes::collections::models,
-        routes::ui::index,
-        routes::ui::api_index,
-        openapi_json,
-        page::docs,
-    ),
     components(
         schemas(
             error::ErrorBody,
             views::AssetView,
-            routes::chat::SourcesData,
-            routes::chat::DeltaData<'static>,
-            routes::chat::FinalData,
+            chat_relay::events::SourcesData,
+            chat_relay::events::DeltaData<'static>,
+            chat_relay::events::FinalData,
         ),
         responses(
             responses::BadRequest,
@@ -129,11 +81,9 @@ const STREAMS: &str = include_str!("../../../../docs/sse-events.md");
             responses::TooManyRequests,
         ),
     ),
-    modifiers(
-        &BearerSecurity,
-        &AuthResponses,
-        &RequestIdHeader
-    ),
+    // The paths come from the route table (`document`), which then runs the modifiers that
+    // decorate every operation.
+    modifiers(&BearerSecurity),
     security(("bearer" = [])),
     tags(
         (name = "assets", description = "Upload documents and follow their ingestion."),
@@ -148,9 +98,24 @@ const STREAMS: &str = include_str!("../../../../docs/sse-events.md");
 )]
 pub struct ApiDoc;
 
+/// The description: [`ApiDoc`]'s shared parts and the paths of the route table
+/// (`routes::table`), each operation then given its auth responses and request-id header.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let (paths, schemas) = routes::table::openapi_paths();
+    doc.paths = paths;
+    doc.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(schemas);
+    AuthResponses.modify(&mut doc);
+    RequestIdHeader.modify(&mut doc);
+    doc
+}
+
 /// The spec as JSON, built once: the generated description plus the hand-written schemas.
 static SPEC: LazyLock<Value> = LazyLock::new(|| {
-    let mut doc = ApiDoc::openapi();
+    let mut doc = document();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let intro = doc.info.description.take().unwrap_or_default();
     doc.info.description = Some(format!("{intro}\n\n{STREAMS}"));

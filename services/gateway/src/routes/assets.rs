@@ -153,6 +153,7 @@ async fn read_form(mut multipart: Multipart) -> ApiResult<UploadForm> {
     ))]
 pub async fn upload(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
     // A body that is not multipart gets the JSON error shape, not axum's plain-text rejection.
@@ -209,7 +210,7 @@ pub async fn upload(
     let response = state
         .worker
         .clone()
-        .upload_asset(state.request(messages, timeout))
+        .upload_asset(state.request(&principal, messages, timeout)?)
         .await?
         .into_inner();
     // The spooled file lives until here, after the worker has read the whole stream.
@@ -269,6 +270,7 @@ pub struct ListResponse {
     ))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<ListResponse>> {
     let Query(params) = query?;
@@ -287,7 +289,7 @@ pub async fn list(
         page_token: params.page_token.unwrap_or_default(),
     };
     let response = state
-        .read(message, |mut worker, request| async move {
+        .read(&principal, message, |mut worker, request| async move {
             worker.list_assets(request).await
         })
         .await?
@@ -311,10 +313,12 @@ pub async fn list(
     ))]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AssetView>> {
     let asset = state
         .read(
+            &principal,
             pb::GetAssetRequest { id },
             |mut worker, request| async move { worker.get_asset(request).await },
         )
@@ -337,12 +341,17 @@ pub async fn get(
     ))]
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AssetView>> {
     let asset = state
         .worker
         .clone()
-        .cancel_asset(state.request(pb::CancelAssetRequest { id }, state.config.worker_timeout()))
+        .cancel_asset(state.request(
+            &principal,
+            pb::CancelAssetRequest { id },
+            state.config.worker_timeout(),
+        )?)
         .await?
         .into_inner();
     Ok(Json(views::asset(asset)))
@@ -362,18 +371,36 @@ pub async fn cancel(
     ))]
 pub async fn reprocess(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AssetView>> {
     let asset = state
         .worker
         .clone()
         .reprocess_asset(state.request(
+            &principal,
             pb::ReprocessAssetRequest { id },
             state.config.worker_timeout(),
-        ))
+        )?)
         .await?
         .into_inner();
     Ok(Json(views::asset(asset)))
+}
+
+/// The upload route's own body limits (`routes::table`): the upload maximum instead of the
+/// JSON one, and [`reject_oversized`] in front of it.
+pub fn upload_limits(
+    route: axum::routing::MethodRouter<AppState>,
+    state: &AppState,
+) -> axum::routing::MethodRouter<AppState> {
+    route
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.max_upload_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            reject_oversized,
+        ))
 }
 
 /// Answers 413 from the `Content-Length` header alone, before any of the body is read, so an
@@ -420,7 +447,11 @@ pub async fn delete(
     state
         .worker
         .clone()
-        .delete_asset(state.request(pb::DeleteAssetRequest { id }, state.config.worker_timeout()))
+        .delete_asset(state.request(
+            &principal,
+            pb::DeleteAssetRequest { id },
+            state.config.worker_timeout(),
+        )?)
         .await?;
     crate::audit::record(
         &state.audit,
@@ -464,7 +495,11 @@ pub async fn events(
         .open(&principal.owner_id(), principal.tenant_id)?;
     let max = Duration::from_secs(state.config.sse_watch_max_secs);
     // The worker's deadline is a little later than ours, so ours decides and says `reconnect`.
-    let request = state.request(pb::WatchAssetRequest { id }, max + Duration::from_secs(5));
+    let request = state.request(
+        &principal,
+        pb::WatchAssetRequest { id },
+        max + Duration::from_secs(5),
+    )?;
     let stream = state
         .worker
         .clone()

@@ -153,7 +153,7 @@ pub async fn create(
     let created = state
         .worker
         .clone()
-        .create_collection(state.request(request, state.config.worker_timeout()))
+        .create_collection(state.request(&principal, request, state.config.worker_timeout())?)
         .await?
         .into_inner();
     record(&state, &principal, "collection.create", &created).await;
@@ -168,9 +168,13 @@ pub async fn create(
         (status = 503, response = Unavailable),
         (status = 504, response = Timeout),
     ))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ListResponse>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<ListResponse>> {
     let response = state
         .read(
+            &principal,
             pb::ListCollectionsRequest {},
             |mut worker, request| async move { worker.list_collections(request).await },
         )
@@ -194,10 +198,12 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ListResponse>
     ))]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CollectionView>> {
     let collection = state
         .read(
+            &principal,
             pb::GetCollectionRequest { id },
             |mut worker, request| async move { worker.get_collection(request).await },
         )
@@ -234,7 +240,7 @@ pub async fn migrate(
     let collection = state
         .worker
         .clone()
-        .migrate_collection(state.request(request, state.config.worker_timeout()))
+        .migrate_collection(state.request(&principal, request, state.config.worker_timeout())?)
         .await?
         .into_inner();
     record(&state, &principal, "collection.migrate", &collection).await;
@@ -263,9 +269,10 @@ pub async fn cancel_migration(
         .worker
         .clone()
         .cancel_migration(state.request(
+            &principal,
             pb::CancelMigrationRequest { id },
             state.config.worker_timeout(),
-        ))
+        )?)
         .await?
         .into_inner();
     record(
@@ -323,9 +330,13 @@ async fn record(state: &AppState, principal: &Principal, action: &str, c: &pb::C
         (status = 503, response = Unavailable),
         (status = 504, response = Timeout),
     ))]
-pub async fn models(State(state): State<AppState>) -> ApiResult<Json<ModelsResponse>> {
+pub async fn models(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<ModelsResponse>> {
     let response = state
         .read(
+            &principal,
             pb::ListEmbeddingModelsRequest {},
             |mut worker, request| async move { worker.list_embedding_models(request).await },
         )

@@ -7,7 +7,7 @@
 //! them. The worker enforces this from the principal the gateway names in call metadata.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, Query, State},
     http::StatusCode,
 };
@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use thinkbank_proto::v1 as pb;
 
 use super::ApiJson;
-use super::chat::{
-    CitationData, SourceView, answer_mode_name, citation_data, finish_reason_name, source_view,
-};
 use crate::{
+    auth::Principal,
+    chat_relay::events::{
+        CitationData, SourceView, answer_mode_name, citation_data, finish_reason_name, source_view,
+    },
     error::ApiResult,
     openapi::responses::{
         BadRequest, Internal, NotFound, Timeout, Unavailable, UnsupportedMediaType,
@@ -127,6 +128,7 @@ fn message(m: pb::ConversationMessage) -> MessageView {
     ))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<ListResponse>> {
     let Query(params) = query?;
@@ -136,7 +138,7 @@ pub async fn list(
         all_owners: params.all.unwrap_or(false),
     };
     let response = state
-        .read(request, |mut worker, request| async move {
+        .read(&principal, request, |mut worker, request| async move {
             worker.list_conversations(request).await
         })
         .await?
@@ -165,10 +167,12 @@ pub async fn list(
     ))]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<GetResponse>> {
     let response = state
         .read(
+            &principal,
             pb::GetConversationRequest { id },
             |mut worker, request| async move { worker.get_conversation(request).await },
         )
@@ -193,15 +197,17 @@ pub async fn get(
     ))]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state
         .worker
         .clone()
         .delete_conversation(state.request(
+            &principal,
             pb::DeleteConversationRequest { id },
             state.config.worker_timeout(),
-        ))
+        )?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -226,6 +232,7 @@ pub struct RenameBody {
     ))]
 pub async fn rename(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RenameBody>,
 ) -> ApiResult<Json<ConversationView>> {
@@ -233,12 +240,13 @@ pub async fn rename(
         .worker
         .clone()
         .rename_conversation(state.request(
+            &principal,
             pb::RenameConversationRequest {
                 id,
                 title: body.title,
             },
             state.config.worker_timeout(),
-        ))
+        )?)
         .await?
         .into_inner();
     Ok(Json(conversation(renamed)))

@@ -3,13 +3,14 @@
 //! Extensions: each item says whether its input was `truncated` to the model's token limit,
 //! and `"strict": true` rejects such input with 400 instead.
 
-use axum::{Json, extract::State};
+use axum::{Extension, Json, extract::State};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use thinkbank_proto::v1 as pb;
 
 use super::ApiJson;
 use crate::{
+    auth::Principal,
     error::{ApiError, ApiResult},
     openapi::responses::{
         BadRequest, Internal, NotFound, PayloadTooLarge, Timeout, Unavailable, UnsupportedMediaType,
@@ -99,6 +100,7 @@ pub struct Usage {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<EmbeddingsRequest>,
 ) -> ApiResult<Json<EmbeddingsResponse>> {
     let texts = match body.input {
@@ -125,7 +127,7 @@ pub async fn create(
     let response = state
         .worker
         .clone()
-        .get_embedding(state.request(message, state.config.worker_timeout()))
+        .get_embedding(state.request(&principal, message, state.config.worker_timeout())?)
         .await?
         .into_inner();
     if let Some(dimensions) = body.dimensions

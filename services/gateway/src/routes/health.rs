@@ -22,7 +22,7 @@ use axum::{
 use serde::Serialize;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
-use crate::state::AppState;
+use crate::{auth::Principal, state::AppState};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -220,20 +220,22 @@ async fn probe(state: &AppState) -> (StatusCode, Readiness) {
 }
 
 async fn llm_info(state: &AppState) -> Option<LlmInfo> {
-    let request = state.request(thinkbank_proto::v1::GetChatInfoRequest {}, CHECK_TIMEOUT);
-    let mut worker = state.worker.clone();
     // Not a client's call: the gateway asks for itself (the answer holds no tenant data).
-    let ask = crate::auth::PRINCIPAL.scope(
-        crate::auth::Principal::gateway(),
-        worker.get_chat_info(request),
-    );
-    let info = tokio::time::timeout(CHECK_TIMEOUT, ask)
+    let request = state
+        .request(
+            &Principal::gateway(),
+            thinkbank_proto::v1::GetChatInfoRequest {},
+            CHECK_TIMEOUT,
+        )
+        .ok()?;
+    let mut worker = state.worker.clone();
+    let info = tokio::time::timeout(CHECK_TIMEOUT, worker.get_chat_info(request))
         .await
         .ok()?
         .ok()?
         .into_inner();
     Some(LlmInfo {
-        mode: super::chat::answer_mode_name(info.answer_mode()),
+        mode: crate::chat_relay::events::answer_mode_name(info.answer_mode()),
         model: info.model,
         unavailable: info.llm_unavailable,
         probe: None,
@@ -244,16 +246,16 @@ async fn llm_info(state: &AppState) -> Option<LlmInfo> {
 async fn worker_dependencies(
     state: &AppState,
 ) -> Result<Vec<thinkbank_proto::v1::DependencyCheck>, String> {
-    let request = state.request(
-        thinkbank_proto::v1::CheckDependenciesRequest {},
-        CHECK_TIMEOUT + Duration::from_secs(1),
-    );
-    let mut worker = state.worker.clone();
     // Not a client's call: the gateway asks for itself (the answer holds no tenant data).
-    let ask = crate::auth::PRINCIPAL.scope(
-        crate::auth::Principal::gateway(),
-        worker.check_dependencies(request),
-    );
+    let request = state
+        .request(
+            &Principal::gateway(),
+            thinkbank_proto::v1::CheckDependenciesRequest {},
+            CHECK_TIMEOUT + Duration::from_secs(1),
+        )
+        .map_err(|status| format!("{:?}: {}", status.code(), status.message()))?;
+    let mut worker = state.worker.clone();
+    let ask = worker.check_dependencies(request);
     match tokio::time::timeout(CHECK_TIMEOUT + Duration::from_secs(1), ask).await {
         Ok(Ok(response)) => Ok(response.into_inner().checks),
         Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),

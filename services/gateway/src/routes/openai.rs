@@ -10,7 +10,7 @@
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::State,
     response::{
         IntoResponse, Response,
@@ -25,6 +25,7 @@ use tonic::Streaming;
 
 use super::ApiJson;
 use crate::{
+    auth::Principal,
     error::{ApiError, ApiResult},
     openapi::responses::{
         BadRequest, Internal, NotFound, PayloadTooLarge, Timeout, Unavailable, UnsupportedMediaType,
@@ -167,6 +168,7 @@ fn chat_request(body: CompletionRequest) -> Result<pb::ChatStreamRequest, ApiErr
     ))]
 pub async fn completions(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<CompletionRequest>,
 ) -> ApiResult<Response> {
     let stream_mode = body.stream.unwrap_or(false);
@@ -179,7 +181,7 @@ pub async fn completions(
     let stream = state
         .worker
         .clone()
-        .chat_stream(state.request(message, timeout))
+        .chat_stream(state.request(&principal, message, timeout)?)
         .await?
         .into_inner();
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());

@@ -2,12 +2,13 @@
 //! keyword or hybrid mode, with filters, explain and pagination. The worker validates and
 //! ranks; this handler only translates JSON names into the VectorSearch message.
 
-use axum::{Json, extract::State};
+use axum::{Extension, Json, extract::State};
 use serde::{Deserialize, Serialize};
 use thinkbank_proto::v1 as pb;
 
 use super::ApiJson;
 use crate::{
+    auth::Principal,
     error::{ApiError, ApiResult},
     openapi::responses::{
         BadRequest, Conflict, Internal, PayloadTooLarge, Timeout, Unavailable, UnsupportedMediaType,
@@ -260,11 +261,12 @@ fn message(body: SearchRequest) -> Result<pb::VectorSearchRequest, ApiError> {
     ))]
 pub async fn search(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<SearchRequest>,
 ) -> ApiResult<Json<SearchResponse>> {
     let message = message(body)?;
     let response = state
-        .read(message, |mut worker, request| async move {
+        .read(&principal, message, |mut worker, request| async move {
             worker.vector_search(request).await
         })
         .await?

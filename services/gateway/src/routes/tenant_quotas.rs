@@ -59,7 +59,7 @@ pub async fn get_route(
 ) -> ApiResult<Json<TenantQuotas>> {
     require_operator(&principal)?;
     let id = parse_id(&id)?;
-    let request = state.request(
+    let request = AppState::internal_request(
         pb::GetTenantQuotasRequest {
             tenant_id: id.to_string(),
         },
@@ -101,7 +101,10 @@ pub async fn put_route(
     let body: TenantQuotas = state
         .tenants
         .clone()
-        .set_tenant_quotas(state.request(request, state.config.worker_timeout()))
+        .set_tenant_quotas(AppState::internal_request(
+            request,
+            state.config.worker_timeout(),
+        ))
         .await?
         .into_inner()
         .into();

@@ -64,7 +64,10 @@ pub async fn create(state: &AppState, name: &str) -> Result<TenantRow, ApiError>
     state
         .tenants
         .clone()
-        .create_tenant(state.request(request, state.config.worker_timeout()))
+        .create_tenant(AppState::internal_request(
+            request,
+            state.config.worker_timeout(),
+        ))
         .await?;
     tx.commit().await.map_err(crate::error::database)?;
     Ok(tenant)

@@ -131,31 +131,13 @@ impl Probe {
     }
 }
 
-/// Every (METHOD, path) the router declares, read from `.route("path", get(…).post(…))` calls
-/// in the gateway's `src/lib.rs`.
+/// Every (METHOD, path) the router serves: the gateway's route table, which the router is
+/// built from.
 pub fn router_routes() -> BTreeSet<(String, String)> {
-    const SOURCE: &str = include_str!("../../src/lib.rs");
-    let mut routes = BTreeSet::new();
-    let mut calls = SOURCE.split(".route(").skip(1).peekable();
-    assert!(
-        calls.peek().is_some(),
-        "no .route( calls found in src/lib.rs"
-    );
-    for call in calls {
-        let path = call.split('"').nth(1).unwrap();
-        // The call's arguments end where the next builder call starts.
-        let arguments = call.split(".fallback(").next().unwrap();
-        let mut methods = 0;
-        for method in ["get", "post", "put", "patch", "delete"] {
-            for (at, _) in arguments.match_indices(&format!("{method}(")) {
-                let before = arguments[..at].chars().next_back();
-                if matches!(before, Some('(' | '.' | ' ' | '\n')) {
-                    routes.insert((method.to_uppercase(), path.to_owned()));
-                    methods += 1;
-                }
-            }
-        }
-        assert!(methods > 0, "no method found for the route {path}");
-    }
+    let routes: BTreeSet<(String, String)> = thinkbank_gateway::routes::table::routes()
+        .into_iter()
+        .map(|route| (route.method.to_string(), route.path))
+        .collect();
+    assert!(!routes.is_empty(), "the route table is empty");
     routes
 }

@@ -1,4 +1,5 @@
-//! Resuming a chat stream with `Last-Event-ID` (enabled by `THINKBANK_SSE_RESUME_WINDOW_SECS`).
+//! The resume hubs: resuming a chat stream with `Last-Event-ID` (enabled by
+//! `THINKBANK_SSE_RESUME_WINDOW_SECS`).
 //!
 //! With a resume window, the gRPC stream is read by a hub task instead of the response: every
 //! event goes into a bounded buffer and out to whoever is subscribed. When the last subscriber
@@ -11,30 +12,14 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    convert::Infallible,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use axum::{
-    Extension,
-    extract::{Path, State},
-    http::HeaderMap,
-    response::{
-        IntoResponse,
-        sse::{Event, KeepAlive, Sse},
-    },
-};
 use futures::{Stream, StreamExt as _};
 use tokio::sync::Notify;
 
-use super::chat::{ChatOwner, SseItem};
-use crate::{
-    auth::Principal,
-    error::{ApiError, ApiResult},
-    openapi::responses::{BadRequest, NotFound},
-    state::AppState,
-};
+use super::{events::SseItem, stops::ChatOwner};
 
 /// Events kept per stream; older ones cannot be replayed.
 const BUFFER_EVENTS: usize = 4096;
@@ -44,6 +29,14 @@ const BUFFER_EVENTS: usize = 4096;
 pub struct Hubs(Arc<Mutex<HashMap<String, Arc<Hub>>>>);
 
 impl Hubs {
+    /// The hub of `conversation_id` if `owner` started it.
+    pub fn find(&self, conversation_id: &str, owner: &ChatOwner) -> Option<Arc<Hub>> {
+        self.lock()
+            .get(conversation_id)
+            .filter(|hub| hub.owner == *owner)
+            .cloned()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Hub>>> {
         self.0
             .lock()
@@ -187,53 +180,4 @@ impl Drop for Subscriber {
             buffer.alone_since = Some(Instant::now());
         }
     }
-}
-
-/// `GET /api/v1/chat/{conversation_id}/events` with `Last-Event-ID`: the rest of a stream.
-#[utoipa::path(get, path = "/api/v1/chat/{conversation_id}/events", tag = "chat",
-    params(
-        ("conversation_id" = String, Path, format = Uuid, description = "from the `sources` event"),
-        ("Last-Event-ID" = Option<u64>, Header,
-         description = "the last event id received; the stream continues after it (default 0)"),
-    ),
-    responses(
-        (status = 200, description = "the answer's events after `Last-Event-ID`, then the live \
-                                      ones (see `ChatStreamEvent`)",
-         content_type = "text/event-stream", body = ref("#/components/schemas/ChatStreamEvent")),
-        (status = 400, response = BadRequest),
-        (status = 404, response = NotFound),
-    ))]
-pub async fn resume(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    Path(conversation_id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<impl IntoResponse> {
-    let after = match headers.get("last-event-id") {
-        None => 0,
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or_else(|| ApiError::invalid("Last-Event-ID must be an event id (a number)"))?,
-    };
-    let owner = ChatOwner::of(&principal);
-    let hub = state
-        .chat_hubs
-        .lock()
-        .get(&conversation_id)
-        .filter(|hub| hub.owner == owner)
-        .cloned();
-    let Some(hub) = hub else {
-        return Err(ApiError::new(
-            thinkbank_common::ErrorCode::NotFound,
-            format!("no resumable stream for conversation {conversation_id}"),
-        ));
-    };
-    let heartbeat = Duration::from_secs(state.config.sse_heartbeat_secs);
-    let events = hub
-        .subscribe(after)
-        .map(|item| Ok::<Event, Infallible>(item.event()));
-    let events = crate::edge::until_shutdown(events, state.shutdown.clone());
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat)))
 }
