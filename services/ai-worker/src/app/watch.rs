@@ -1,26 +1,37 @@
-//! The producer of one `WatchAsset` stream: the asset as it is, then each change the watch hub
-//! (`assets::watch`) hands over, until the asset is final, deleted, the caller leaves, or the
-//! watch's deadline passes (the stream then ends OK and the caller watches again).
+//! Watching an asset: the asset as it is, then each change the watch hub (`assets::watch`)
+//! hands over, until the asset is final, deleted, the caller leaves, or the watch's deadline
+//! passes (the stream then ends without an error and the caller watches again).
 
-use thinkbank_proto::v1 as pb;
 use tokio::sync::mpsc;
-use tonic::Status;
+use uuid::Uuid;
 
-use super::convert;
+use super::Worker;
 use crate::{
     assets::{
         AssetRow,
         watch::{Subscription, Update},
     },
-    error::WorkerError,
+    error::{Result, WorkerError},
+    tenancy::Tenant,
 };
 
-type Sender = mpsc::Sender<Result<pb::WatchAssetResponse, Status>>;
+/// What a watch stream carries: each new state of the asset, or the error that ends it.
+pub type AssetUpdates = mpsc::Receiver<Result<AssetRow>>;
 
-fn message(asset: &AssetRow) -> Result<pb::WatchAssetResponse, Status> {
-    Ok(pb::WatchAssetResponse {
-        asset: Some(convert::asset(asset)),
-    })
+type Sender = mpsc::Sender<Result<AssetRow>>;
+
+impl Worker {
+    /// Starts watching asset `id` for `tenant`. Dropping the receiver stops the watch.
+    pub async fn watch_asset(&self, tenant: &Tenant, id: Uuid) -> Result<AssetUpdates> {
+        // Subscribed before the read, so no change between the two is missed; the read is the
+        // tenant-scoped check that this caller may see the asset at all.
+        let subscription = self.watches.subscribe(id);
+        let first = self.assets.get(tenant, id).await?;
+        let (tx, rx) = mpsc::channel(8);
+        let deadline = tokio::time::Instant::now() + self.watch_max_duration;
+        tokio::spawn(forward(subscription, first, tx, deadline));
+        Ok(rx)
+    }
 }
 
 /// Whether a watcher would see a difference between two states of an asset.
@@ -32,17 +43,17 @@ fn differs(a: &AssetRow, b: &AssetRow) -> bool {
 }
 
 /// See the module documentation.
-pub async fn forward(
+async fn forward(
     mut subscription: Subscription,
     first: AssetRow,
     tx: Sender,
     deadline: tokio::time::Instant,
 ) {
-    if tx.send(message(&first)).await.is_err() {
+    let mut last = first.clone();
+    if tx.send(Ok(first)).await.is_err() {
         return;
     }
-    let mut last = first;
-    while !last.status().is_final() {
+    while !last.status.is_final() {
         let update = tokio::select! {
             update = subscription.next() => update,
             // The caller left while the asset was idle: stop now, not at the next change.
@@ -52,7 +63,7 @@ pub async fn forward(
         match update {
             Some(Update::Changed(current)) => {
                 if differs(&current, &last) {
-                    if tx.send(message(&current)).await.is_err() {
+                    if tx.send(Ok((*current).clone())).await.is_err() {
                         return;
                     }
                     last = (*current).clone();
@@ -60,12 +71,12 @@ pub async fn forward(
             }
             Some(Update::Gone) => {
                 let gone = WorkerError::NotFound(format!("asset {} not found", last.id));
-                let _ = tx.send(Err(gone.into())).await;
+                let _ = tx.send(Err(gone)).await;
                 return;
             }
             None => {
                 let stopping = WorkerError::Unavailable("the worker is shutting down".into());
-                let _ = tx.send(Err(stopping.into())).await;
+                let _ = tx.send(Err(stopping)).await;
                 return;
             }
         }
