@@ -14,6 +14,8 @@ pub mod embed;
 pub mod error;
 pub mod grpc;
 pub mod ingest;
+#[cfg(test)]
+mod layers;
 pub mod llm;
 pub mod retry;
 pub mod search;
