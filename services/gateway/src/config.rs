@@ -307,9 +307,8 @@ mod tests {
     #[test]
     fn a_bad_duration_is_refused_with_an_error_naming_the_setting() {
         for bad in ["5 parsecs", "1500ms", "-3", ""] {
-            let error = parse(&["--worker-timeout-secs", bad])
-                .unwrap_err()
-                .to_string();
+            let flag = format!("--worker-timeout-secs={bad}");
+            let error = parse(&[&flag]).unwrap_err().to_string();
             assert!(error.contains("worker-timeout-secs"), "{bad}: {error}");
         }
     }
