@@ -2,6 +2,8 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use thinkbank_common::duration::parse_duration;
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "thinkbank-ai-worker",
@@ -134,7 +136,7 @@ pub struct Config {
 
     /// Default per-tenant quotas (`THINKBANK_QUOTA_MAX_*`).
     #[command(flatten)]
-    pub quotas: crate::ingest::quota::QuotaSettings,
+    pub quotas: crate::assets::quota::QuotaSettings,
 
     /// The optional LLM for generative answers (`THINKBANK_LLM_*`).
     #[command(flatten)]
@@ -153,30 +155,9 @@ pub struct Config {
     pub answers: crate::chat::AnswerConfig,
 }
 
-/// Parses "250ms", "30s", "5m", "1h" or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration '{text}': expected e.g. 30s, 5m, 250ms"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(value)),
-        "ms" => Ok(Duration::from_millis(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        "h" => Ok(Duration::from_secs(value * 3600)),
-        other => Err(format!(
-            "invalid duration unit '{other}' in '{text}': use ms, s, m or h"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Config, parse_duration};
+    use super::Config;
     use clap::Parser as _;
 
     #[test]
@@ -198,7 +179,7 @@ mod tests {
         assert_eq!(config.bm25, crate::search::Bm25::default());
         assert_eq!(
             config.quotas,
-            crate::ingest::quota::QuotaSettings::default()
+            crate::assets::quota::QuotaSettings::default()
         );
     }
     #[test]
@@ -216,17 +197,5 @@ mod tests {
         assert!(!parse(&[]).insecure_no_internal_token);
         assert!(parse(&["--insecure-no-internal-token"]).insecure_no_internal_token);
         assert!(!parse(&["--insecure-no-internal-token=false"]).insecure_no_internal_token);
-    }
-
-    use std::time::Duration;
-
-    #[test]
-    fn durations_accept_common_units_and_reject_others() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
     }
 }

@@ -2,8 +2,6 @@
 
 use thinkbank_common::ErrorCode;
 
-use crate::llm::LlmError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error("{0}")]
@@ -32,6 +30,7 @@ pub enum WorkerError {
     #[error("{0}")]
     Internal(String),
     #[error(transparent)]
+    /// The LLM failed; it knows its own code and public message (`llm::LlmError::code`).
     Llm(#[from] crate::llm::LlmError),
 }
 
@@ -52,18 +51,7 @@ impl WorkerError {
             Self::Database(_) | Self::ObjectStore(_) | Self::Embedding(_) | Self::Internal(_) => {
                 ErrorCode::Internal
             }
-            Self::Llm(error) => match error {
-                LlmError::Http { status, .. } if *status == 429 || *status >= 500 => {
-                    ErrorCode::Unavailable
-                }
-                LlmError::Http { .. } | LlmError::Config(_) | LlmError::Protocol(_) => {
-                    ErrorCode::Internal
-                }
-                LlmError::CircuitOpen
-                | LlmError::Transport(_)
-                | LlmError::Timeout(_)
-                | LlmError::Broken(_) => ErrorCode::Unavailable,
-            },
+            Self::Llm(error) => error.code(),
         }
     }
 }
@@ -81,18 +69,7 @@ impl From<WorkerError> for tonic::Status {
         if let WorkerError::Llm(llm) = &error {
             // The caller may show this: it says what failed without the provider's internals.
             tracing::warn!(error = %llm, "llm request failed");
-            let message = match llm {
-                LlmError::CircuitOpen => llm.to_string(),
-                LlmError::Http { status, .. } => {
-                    format!("the language model failed (http {status})")
-                }
-                LlmError::Timeout(_) => "the language model did not answer in time".into(),
-                LlmError::Broken(_) => "the language model stream broke off".into(),
-                LlmError::Transport(_) => "cannot reach the language model".into(),
-                LlmError::Protocol(_) => "the language model sent an unreadable answer".into(),
-                LlmError::Config(_) => "the language model is misconfigured".into(),
-            };
-            return code.status(message);
+            return code.status(llm.public_message());
         }
         if code == ErrorCode::Internal || code == ErrorCode::Unavailable {
             // Logged once here, where it becomes a response; callers get no internals.

@@ -4,6 +4,7 @@
 //! `run` serves health and reflection at once and reports NOT_SERVING until the database,
 //! migrations and embedding model are ready; only then does it report SERVING.
 
+pub mod app;
 pub mod assets;
 pub mod chat;
 pub mod collections;
@@ -13,9 +14,12 @@ pub mod embed;
 pub mod error;
 pub mod grpc;
 pub mod ingest;
+#[cfg(test)]
+mod layers;
 pub mod llm;
-pub mod readiness;
+pub mod retry;
 pub mod search;
+pub mod stored;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tenants;
@@ -28,7 +32,7 @@ use std::{
 use anyhow::Context as _;
 use sqlx::PgPool;
 use thinkbank_proto::v1::{ai_worker_server::AiWorkerServer, tenants_server::TenantsServer};
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::net::TcpListener;
 use tokio_stream::{StreamExt as _, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -36,11 +40,10 @@ use uuid::Uuid;
 pub use config::Config;
 
 use crate::{
-    assets::Assets,
+    app::Worker,
     collections::migration::Migrator,
-    embed::{LocalEmbedder, Registry},
     grpc::AiWorkerService,
-    ingest::{chunker::ChunkSettings, objects::Objects, runner::Runner},
+    ingest::{chunker::ChunkSettings, runner::Runner},
 };
 
 pub use tenancy::DEFAULT_TENANT_ID;
@@ -48,37 +51,6 @@ pub use tenancy::DEFAULT_TENANT_ID;
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// How often a worker that reported NOT_SERVING checks whether the database is back.
 const HEALTH_RETRY_INTERVAL: Duration = Duration::from_millis(250);
-
-/// Everything a request handler needs, built once at start-up.
-#[derive(Debug)]
-pub struct State {
-    pub pool: PgPool,
-    pub assets: Assets,
-    pub objects: Objects,
-    /// The in-process model: tokenizer for chunking and prompts, sentence ranking.
-    pub embedder: LocalEmbedder,
-    /// Every configured embedding model by name.
-    pub models: Registry,
-    /// The LLM for generative answers; `None` means extractive answers.
-    pub llm: Option<llm::Llm>,
-    pub max_asset_bytes: usize,
-    /// Default per-tenant quotas (overridden per tenant in `worker.tenant_quotas`).
-    pub quotas: ingest::quota::QuotaSettings,
-    /// Wakes the ingestion loops when this process queues work.
-    pub wake: Arc<Notify>,
-    /// Asset changes fanned out to `WatchAsset` streams (see `assets::watch`).
-    pub watches: assets::watch::Watches,
-    /// Longest life of one `WatchAsset` stream.
-    pub watch_max_duration: Duration,
-    /// Open queue-wait spans of the jobs this worker queued.
-    pub job_traces: telemetry::job_trace::JobTraces,
-    /// The shadow retrieval profile compared with live searches, when configured.
-    pub shadow: Option<search::shadow::Shadow>,
-    /// BM25's parameters and the reranking stage, when configured.
-    pub ranking: search::Ranking,
-    /// How chat retrieves and when it abstains.
-    pub answers: chat::AnswerConfig,
-}
 
 /// Serves the worker on `listener` (and its admin port on `config.admin_listen`) until
 /// `shutdown` is cancelled.
@@ -133,7 +105,7 @@ pub async fn run_with_admin(
         .build_v1alpha()
         .context("cannot build the reflection service")?;
 
-    let cell: Arc<OnceLock<Arc<State>>> = Arc::new(OnceLock::new());
+    let cell: Arc<OnceLock<Arc<Worker>>> = Arc::new(OnceLock::new());
     // Room for the largest asset plus the message envelope.
     let max_message = config.max_asset_bytes + 1024 * 1024;
     let tenants = TenantsServer::new(grpc::TenantsService::new(cell.clone(), callers.clone()));
@@ -170,7 +142,7 @@ pub async fn run_with_admin(
 
     let state = tokio::select! {
         () = shutdown.cancelled() => return Ok(()),
-        state = initialise(&config) => state?,
+        state = Worker::start(&config) => state?,
     };
     let state = Arc::new(state);
     let _ = cell.set(state.clone());
@@ -256,83 +228,6 @@ pub async fn run_with_admin(
     state.pool.close().await;
     tracing::info!("worker stopped");
     Ok(())
-}
-
-async fn initialise(config: &Config) -> anyhow::Result<State> {
-    let pool =
-        db::connect_and_migrate(&config.database_url, config.database_max_connections).await?;
-    let dir = config.embed_model_dir.clone();
-    let embedder = tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir))
-        .await
-        .context("model loading task panicked")?
-        .with_context(|| {
-            format!(
-                "cannot load the embedding model from {} (set THINKBANK_EMBED_MODEL_DIR)",
-                config.embed_model_dir.display()
-            )
-        })?;
-    let models = Registry::new(embedder.clone(), &config.embed)
-        .map_err(anyhow::Error::msg)
-        .context("cannot set up the embedding models")?;
-    for model in models.models() {
-        db::ensure_vector_index(&pool, model)
-            .await
-            .with_context(|| format!("cannot create the vector index of {}", model.name))?;
-    }
-    let objects = Objects::local(&config.object_store_dir).with_context(|| {
-        format!(
-            "cannot open the object store at {}",
-            config.object_store_dir.display()
-        )
-    })?;
-    let llm = llm::Llm::from_config(&config.llm).context("cannot set up the llm client")?;
-    match &llm {
-        Some(llm) => tracing::info!(model = llm.model(), "answers are generative"),
-        None => {
-            tracing::info!("no llm configured (THINKBANK_LLM_BASE_URL); answers are extractive")
-        }
-    }
-    let shadow = match config.search_shadow.clone() {
-        Some(profile) => {
-            let shadow =
-                search::shadow::Shadow::new(profile, pool.clone(), models.clone(), config.bm25)
-                    .map_err(anyhow::Error::msg)
-                    .context(
-                        "cannot set up the shadow retrieval profile (THINKBANK_SEARCH_SHADOW)",
-                    )?;
-            tracing::info!(profile = ?shadow.profile(), "shadow retrieval profile active");
-            Some(shadow)
-        }
-        None => None,
-    };
-    let reranker = config
-        .rerank
-        .reranker()
-        .map_err(anyhow::Error::msg)
-        .context("cannot set up the reranker (THINKBANK_RERANK_URL)")?;
-    if let Some(url) = &config.rerank.rerank_url {
-        tracing::info!(%url, candidates = config.rerank.rerank_candidates, "reranking enabled");
-    }
-    Ok(State {
-        llm,
-        shadow,
-        ranking: search::Ranking {
-            bm25: config.bm25,
-            reranker,
-        },
-        answers: config.answers.clone(),
-        job_traces: telemetry::job_trace::JobTraces::default(),
-        assets: Assets::new(pool.clone()),
-        pool,
-        objects,
-        embedder,
-        models,
-        max_asset_bytes: config.max_asset_bytes,
-        quotas: config.quotas,
-        wake: Arc::new(Notify::new()),
-        watches: assets::watch::Watches::default(),
-        watch_max_duration: config.watch_max_duration,
-    })
 }
 
 /// Keeps the health status in step with the database: NOT_SERVING while it is unreachable.

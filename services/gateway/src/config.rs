@@ -1,6 +1,9 @@
 //! Gateway configuration: every option is a flag and a `THINKBANK_…` environment variable.
+//! The `*_SECS` settings take a number of seconds or the worker's duration syntax (`5m`, `1h`).
 
 use std::{net::SocketAddr, time::Duration};
+
+use thinkbank_common::duration::parse_whole_seconds;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -60,11 +63,11 @@ pub struct Config {
     pub insecure_no_audit_key: bool,
 
     /// Lifetime of an access token, in seconds.
-    #[arg(long, env = "THINKBANK_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    #[arg(long, env = "THINKBANK_ACCESS_TOKEN_TTL_SECS", value_parser = parse_whole_seconds, default_value_t = 900)]
     pub access_token_ttl_secs: u64,
 
     /// Lifetime of a refresh token, in seconds.
-    #[arg(long, env = "THINKBANK_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    #[arg(long, env = "THINKBANK_REFRESH_TOKEN_TTL_SECS", value_parser = parse_whole_seconds, default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl_secs: u64,
 
     /// Let anyone register: each registration creates a new tenant with the user as its
@@ -119,7 +122,7 @@ pub struct Config {
 
     /// Seconds an anonymous `GET /readyz` reuses the last probe of the dependencies, so a
     /// flood of probes costs one round of checks per interval (operators always probe anew).
-    #[arg(long, env = "THINKBANK_READY_CACHE_SECS", default_value_t = 5)]
+    #[arg(long, env = "THINKBANK_READY_CACHE_SECS", value_parser = parse_whole_seconds, default_value_t = 5)]
     pub ready_cache_secs: u64,
 
     /// Origins allowed to call the API from a browser (comma-separated, e.g.
@@ -137,7 +140,7 @@ pub struct Config {
     pub hsts: bool,
 
     /// Deadline of a whole non-streaming request, in seconds (SSE streams are exempt).
-    #[arg(long, env = "THINKBANK_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    #[arg(long, env = "THINKBANK_REQUEST_TIMEOUT_SECS", value_parser = parse_whole_seconds, default_value_t = 60)]
     pub request_timeout_secs: u64,
 
     /// Largest accepted upload in bytes.
@@ -149,29 +152,29 @@ pub struct Config {
     pub max_json_bytes: usize,
 
     /// Deadline of unary calls to the worker, in seconds.
-    #[arg(long, env = "THINKBANK_WORKER_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "THINKBANK_WORKER_TIMEOUT_SECS", value_parser = parse_whole_seconds, default_value_t = 30)]
     pub worker_timeout_secs: u64,
 
     /// Deadline of an upload that waits for ingestion (`wait=true`), in seconds.
     #[arg(
         long,
         env = "THINKBANK_INGEST_WAIT_TIMEOUT_SECS",
-        default_value_t = 300
+        value_parser = parse_whole_seconds, default_value_t = 300
     )]
     pub ingest_wait_timeout_secs: u64,
 
     /// Deadline of one streamed chat answer, in seconds.
-    #[arg(long, env = "THINKBANK_CHAT_TIMEOUT_SECS", default_value_t = 300)]
+    #[arg(long, env = "THINKBANK_CHAT_TIMEOUT_SECS", value_parser = parse_whole_seconds, default_value_t = 300)]
     pub chat_timeout_secs: u64,
 
     /// Interval of SSE heartbeat comments, in seconds.
-    #[arg(long, env = "THINKBANK_SSE_HEARTBEAT_SECS", default_value_t = 15)]
+    #[arg(long, env = "THINKBANK_SSE_HEARTBEAT_SECS", value_parser = parse_whole_seconds, default_value_t = 15)]
     pub sse_heartbeat_secs: u64,
 
     /// Seconds a chat stream outlives its connection so a client can resume it with
     /// `Last-Event-ID` (`GET /api/v1/chat/{conversation_id}/events`). 0 (the default) cancels
     /// the answer the moment the connection closes.
-    #[arg(long, env = "THINKBANK_SSE_RESUME_WINDOW_SECS", default_value_t = 0)]
+    #[arg(long, env = "THINKBANK_SSE_RESUME_WINDOW_SECS", value_parser = parse_whole_seconds, default_value_t = 0)]
     pub sse_resume_window_secs: u64,
 
     /// Progress streams (`GET /api/v1/assets/{id}/events`) one principal may hold open on
@@ -193,7 +196,7 @@ pub struct Config {
 
     /// Longest life of one progress stream, in seconds: it then ends with a `reconnect` event
     /// (browsers' EventSource reconnects by itself).
-    #[arg(long, env = "THINKBANK_SSE_WATCH_MAX_SECS", default_value_t = 600)]
+    #[arg(long, env = "THINKBANK_SSE_WATCH_MAX_SECS", value_parser = parse_whole_seconds, default_value_t = 600)]
     pub sse_watch_max_secs: u64,
 }
 
@@ -274,6 +277,39 @@ impl Config {
             sse_max_watches_per_principal: 16,
             sse_max_watches_per_tenant: 128,
             sse_watch_max_secs: 600,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::Config;
+
+    fn parse(extra: &[&str]) -> Result<Config, clap::Error> {
+        let base = ["thinkbank-gateway", "--database-url", "postgres://x"];
+        Config::try_parse_from(base.iter().chain(extra))
+    }
+
+    #[test]
+    fn seconds_settings_take_plain_seconds_and_the_worker_duration_syntax() {
+        let plain = parse(&["--chat-timeout-secs", "120"]).unwrap();
+        assert_eq!(plain.chat_timeout_secs, 120);
+        let units = parse(&["--chat-timeout-secs", "2m", "--access-token-ttl-secs", "1h"]).unwrap();
+        assert_eq!(units.chat_timeout_secs, 120);
+        assert_eq!(units.access_token_ttl_secs, 3600);
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.worker_timeout_secs, 30);
+        assert_eq!(defaults.refresh_token_ttl_secs, 30 * 24 * 3600);
+    }
+
+    #[test]
+    fn a_bad_duration_is_refused_with_an_error_naming_the_setting() {
+        for bad in ["5 parsecs", "1500ms", "-3", ""] {
+            let flag = format!("--worker-timeout-secs={bad}");
+            let error = parse(&[&flag]).unwrap_err().to_string();
+            assert!(error.contains("worker-timeout-secs"), "{bad}: {error}");
         }
     }
 }

@@ -203,7 +203,7 @@ pub fn worker_config(
         migration_batch: 64,
         embed: thinkbank_ai_worker::embed::registry::EmbedConfig::default(),
         parsing: thinkbank_ai_worker::ingest::parse::ParseSettings::default(),
-        quotas: thinkbank_ai_worker::ingest::quota::QuotaSettings::default(),
+        quotas: thinkbank_ai_worker::assets::quota::QuotaSettings::default(),
         llm: thinkbank_ai_worker::llm::LlmConfig::default(),
         rerank: thinkbank_ai_worker::search::rerank::RerankArgs::default(),
         bm25: thinkbank_ai_worker::search::Bm25::default(),

@@ -1,5 +1,7 @@
-//! Assets: the rows that track each upload from queued to ready, and their queries.
+//! Assets: the rows that track each upload from queued to ready, their queries, and the
+//! per-tenant quotas on what a tenant stores (`quota`).
 
+pub mod quota;
 mod repository;
 pub mod watch;
 

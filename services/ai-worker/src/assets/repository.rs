@@ -4,95 +4,35 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::ingest::quota::{self, QuotaSettings};
+use super::quota::{self, QuotaSettings};
 use crate::telemetry::job_trace::QueuedBy;
 
 use crate::{
     error::{Result, WorkerError},
+    stored::text_enum,
     tenancy::Tenant,
 };
 
-/// Coarse status, stored as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Queued,
-    Processing,
-    Ready,
-    Failed,
-    Cancelled,
+text_enum! {
+    /// Coarse status, stored as text.
+    pub enum Status("asset status") {
+        Queued = "queued", Processing = "processing", Ready = "ready", Failed = "failed",
+        Cancelled = "cancelled",
+    }
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Processing => "processing",
-            Self::Ready => "ready",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Queued,
-            Self::Processing,
-            Self::Ready,
-            Self::Failed,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-
     pub fn is_final(self) -> bool {
         matches!(self, Self::Ready | Self::Failed | Self::Cancelled)
     }
 }
 
-/// Fine-grained stage, stored as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Queued,
-    Reading,
-    Parsing,
-    Chunking,
-    Embedding,
-    Indexing,
-    Ready,
-    Failed,
-    Cancelled,
-}
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Reading => "reading",
-            Self::Parsing => "parsing",
-            Self::Chunking => "chunking",
-            Self::Embedding => "embedding",
-            Self::Indexing => "indexing",
-            Self::Ready => "ready",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Queued,
-            Self::Reading,
-            Self::Parsing,
-            Self::Chunking,
-            Self::Embedding,
-            Self::Indexing,
-            Self::Ready,
-            Self::Failed,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+text_enum! {
+    /// Fine-grained stage, stored as text.
+    pub enum Stage("asset stage") {
+        Queued = "queued", Reading = "reading", Parsing = "parsing", Chunking = "chunking",
+        Embedding = "embedding", Indexing = "indexing", Ready = "ready", Failed = "failed",
+        Cancelled = "cancelled",
     }
 }
 
@@ -108,8 +48,8 @@ pub struct AssetRow {
     pub object_key: String,
     pub external_id: Option<String>,
     pub metadata: serde_json::Value,
-    pub status: String,
-    pub stage: String,
+    pub status: Status,
+    pub stage: Stage,
     pub progress: f32,
     pub attempts: i32,
     pub error: Option<String>,
@@ -117,12 +57,6 @@ pub struct AssetRow {
     pub embedding_model: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl AssetRow {
-    pub fn status(&self) -> Status {
-        Status::parse(&self.status).unwrap_or(Status::Failed)
-    }
 }
 
 const COLUMNS: &str = "id, tenant_id, collection_id, filename, media_type, size_bytes, sha256, \
@@ -158,17 +92,14 @@ async fn lock_status(
     tenant_id: Uuid,
     id: Uuid,
 ) -> Result<Status> {
-    let status: Option<String> = sqlx::query_scalar(
+    let status: Option<Status> = sqlx::query_scalar(
         "SELECT status FROM worker.assets WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
     )
     .bind(id)
     .bind(tenant_id)
     .fetch_optional(&mut **tx)
     .await?;
-    status
-        .as_deref()
-        .and_then(Status::parse)
-        .ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
+    status.ok_or_else(|| WorkerError::NotFound(format!("asset {id} not found")))
 }
 
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@ use super::{AnswerMode, Citation, FinishReason, Turn};
 use crate::{
     error::{Result, WorkerError},
     search::Hit,
+    stored::text_enum,
     tenancy::Tenant,
 };
 
@@ -78,15 +79,23 @@ pub struct ConversationRow {
     pub message_count: i64,
 }
 
+text_enum! {
+    /// Who wrote a stored message.
+    pub enum MessageRole("message role") {
+        User = "user",
+        Assistant = "assistant",
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
     pub id: Uuid,
-    pub role: String,
+    pub role: MessageRole,
     pub content: String,
     pub sources: Json<Vec<StoredSource>>,
     pub citations: Json<Vec<StoredCitation>>,
-    pub finish_reason: Option<String>,
-    pub answer_mode: Option<String>,
+    pub finish_reason: Option<FinishReason>,
+    pub answer_mode: Option<AnswerMode>,
     pub model: String,
     pub created_at: DateTime<Utc>,
     /// Set by `withhold_outside`: the content, sources and citations were left out.
@@ -223,22 +232,6 @@ pub struct Exchange {
     pub finish_reason: FinishReason,
     pub answer_mode: Option<AnswerMode>,
     pub model: String,
-}
-
-pub fn finish_reason_name(reason: FinishReason) -> &'static str {
-    match reason {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::Cancelled => "cancelled",
-        FinishReason::Error => "error",
-    }
-}
-
-pub fn answer_mode_name(mode: AnswerMode) -> &'static str {
-    match mode {
-        AnswerMode::Extractive => "extractive",
-        AnswerMode::Generative => "generative",
-    }
 }
 
 fn title(question: &str) -> String {
@@ -390,7 +383,7 @@ pub async fn history(
             continue;
         }
         turns.push(Turn {
-            from_user: m.role == "user",
+            from_user: m.role == MessageRole::User,
             content: m.content,
         });
     }
@@ -486,7 +479,7 @@ pub async fn record(
         .bind(Uuid::now_v7())
         .bind(conversation_id)
         .bind(tenant_id)
-        .bind("user")
+        .bind(MessageRole::User.as_str())
         .bind(&exchange.question)
         .bind(Json(Vec::<StoredSource>::new()))
         .bind(Json(Vec::<StoredCitation>::new()))
@@ -505,12 +498,12 @@ pub async fn record(
         .bind(Uuid::now_v7())
         .bind(conversation_id)
         .bind(tenant_id)
-        .bind("assistant")
+        .bind(MessageRole::Assistant.as_str())
         .bind(&exchange.answer)
         .bind(Json(sources))
         .bind(Json(citations))
-        .bind(Some(finish_reason_name(exchange.finish_reason)))
-        .bind(exchange.answer_mode.map(answer_mode_name))
+        .bind(Some(exchange.finish_reason.as_str()))
+        .bind(exchange.answer_mode.map(AnswerMode::as_str))
         .bind(&exchange.model)
         .execute(&mut *tx)
         .await?;

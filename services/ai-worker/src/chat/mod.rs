@@ -21,6 +21,7 @@ use crate::{
     embed::LocalEmbedder,
     error::{Result, WorkerError},
     search::Hit,
+    stored::text_enum,
 };
 
 /// Embeds `texts` with the in-process model on a blocking thread, in order: the extractive
@@ -41,18 +42,19 @@ async fn embed_locally(model: &LocalEmbedder, texts: Vec<String>) -> Result<Vec<
 pub const MAX_SOURCES: usize = 20;
 pub const DEFAULT_SOURCES: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishReason {
-    Stop,
-    Length,
-    Cancelled,
-    Error,
+text_enum! {
+    /// Why an answer ended; stored with each assistant message.
+    pub enum FinishReason("finish reason") {
+        Stop = "stop", Length = "length", Cancelled = "cancelled", Error = "error",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnswerMode {
-    Extractive,
-    Generative,
+text_enum! {
+    /// How an answer was made; stored with each assistant message.
+    pub enum AnswerMode("answer mode") {
+        Extractive = "extractive",
+        Generative = "generative",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

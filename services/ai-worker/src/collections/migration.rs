@@ -159,7 +159,7 @@ impl Migrator {
             }
             Err(error) => {
                 tracing::warn!(migration_id = %job.id, attempt = job.attempts, %error, "migration batch failed; will retry");
-                let delay = crate::ingest::queue::backoff(job.attempts);
+                let delay = crate::retry::backoff(job.attempts);
                 sqlx::query(
                     "UPDATE worker.collection_migrations SET leased_by = NULL, leased_until = NULL, \
                          run_after = now() + make_interval(secs => $3), updated_at = now() \

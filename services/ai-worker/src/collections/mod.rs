@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{Result, WorkerError},
+    stored::text_enum,
     tenancy::Tenant,
 };
 
@@ -30,13 +31,21 @@ pub struct CollectionRow {
     pub created_at: DateTime<Utc>,
 }
 
+text_enum! {
+    /// Where a model migration stands, stored as text.
+    pub enum MigrationStatus("migration status") {
+        Running = "running", Completed = "completed", Cancelled = "cancelled",
+        Failed = "failed",
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MigrationRow {
     pub id: Uuid,
     pub collection_id: Uuid,
     pub source_model: String,
     pub target_model: String,
-    pub status: String,
+    pub status: MigrationStatus,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -180,16 +189,16 @@ async fn view(tx: &mut Transaction<'_, Postgres>, row: CollectionRow) -> Result<
     .await?;
     let migration = match latest {
         Some(m) => {
-            let progress = match m.status.as_str() {
-                "running" => {
+            let progress = match m.status {
+                MigrationStatus::Running => {
                     migration::progress(tx, row.tenant_id, row.id, &m.target_model).await?
                 }
                 // A finished migration's figures are final: all or nothing was moved.
-                "completed" => Progress {
+                MigrationStatus::Completed => Progress {
                     done: chunk_count,
                     total: chunk_count,
                 },
-                _ => Progress {
+                MigrationStatus::Cancelled | MigrationStatus::Failed => Progress {
                     done: 0,
                     total: chunk_count,
                 },

@@ -10,7 +10,9 @@ use super::{
     BatchSettings, Batcher, EmbedError, EmbeddedText, LocalEmbedder, ModelInfo, OpenAiEmbedder,
     RemoteModelSpec,
 };
-use crate::{config::parse_duration, error::WorkerError};
+use thinkbank_common::duration::parse_duration;
+
+use crate::error::WorkerError;
 
 /// Embedding options (`THINKBANK_EMBEDDING_*`, `THINKBANK_EMBED_*`).
 #[derive(Debug, Clone, clap::Args)]

@@ -4,6 +4,7 @@ use prost_types::Timestamp;
 use thinkbank_proto::v1 as pb;
 
 use crate::{
+    app::{Accepted, readiness::Check},
     assets::{AssetRow, Stage, Status},
     chat::{AnswerMode, ChatEvent, ChatSummary, Citation, FinishReason, conversations},
     search::{Explain, Hit},
@@ -17,8 +18,8 @@ pub fn asset(row: &AssetRow) -> pb::Asset {
         media_type: row.media_type.clone(),
         size_bytes: row.size_bytes,
         sha256: row.sha256.clone(),
-        status: status(row.status()) as i32,
-        stage: Stage::parse(&row.stage).map_or(pb::IngestStage::Unspecified, stage) as i32,
+        status: status(row.status) as i32,
+        stage: stage(row.stage) as i32,
         progress: row.progress,
         attempts: u32::try_from(row.attempts).unwrap_or(0),
         error: row.error.clone().unwrap_or_default(),
@@ -31,6 +32,23 @@ pub fn asset(row: &AssetRow) -> pb::Asset {
             .as_object()
             .map(thinkbank_proto::json::struct_from_json),
         embedding_model: row.embedding_model.clone(),
+    }
+}
+
+pub fn accepted(accepted: &Accepted) -> pb::ProcessAssetResponse {
+    pb::ProcessAssetResponse {
+        asset: Some(asset(&accepted.asset)),
+        deduplicated: accepted.deduplicated,
+    }
+}
+
+pub fn dependency_check(check: Check) -> pb::DependencyCheck {
+    pb::DependencyCheck {
+        name: check.name.to_owned(),
+        ok: check.error.is_none(),
+        latency_ms: check.latency_ms,
+        error: check.error.unwrap_or_default(),
+        required: check.required,
     }
 }
 
@@ -140,7 +158,7 @@ fn finish_reason(reason: FinishReason) -> pb::FinishReason {
     }
 }
 
-fn answer_mode(mode: AnswerMode) -> pb::AnswerMode {
+pub fn answer_mode(mode: AnswerMode) -> pb::AnswerMode {
     match mode {
         AnswerMode::Extractive => pb::AnswerMode::Extractive,
         AnswerMode::Generative => pb::AnswerMode::Generative,
@@ -170,30 +188,12 @@ pub fn conversation(row: &conversations::ConversationRow) -> pb::Conversation {
 }
 
 pub fn conversation_message(row: conversations::MessageRow) -> pb::ConversationMessage {
-    let named = |name: Option<&str>, reasons: &[(&str, FinishReason)]| {
-        name.and_then(|n| reasons.iter().find(|(k, _)| *k == n).map(|(_, r)| *r))
-    };
-    let finish = named(
-        row.finish_reason.as_deref(),
-        &[
-            ("stop", FinishReason::Stop),
-            ("length", FinishReason::Length),
-            ("cancelled", FinishReason::Cancelled),
-            ("error", FinishReason::Error),
-        ],
-    );
-    let mode = match row.answer_mode.as_deref() {
-        Some("extractive") => Some(AnswerMode::Extractive),
-        Some("generative") => Some(AnswerMode::Generative),
-        _ => None,
-    };
     let hits: Vec<Hit> = row.sources.0.into_iter().map(Hit::from).collect();
     pb::ConversationMessage {
         id: row.id.to_string(),
-        role: if row.role == "user" {
-            pb::ChatRole::User
-        } else {
-            pb::ChatRole::Assistant
+        role: match row.role {
+            conversations::MessageRole::User => pb::ChatRole::User,
+            conversations::MessageRole::Assistant => pb::ChatRole::Assistant,
         } as i32,
         content: row.content,
         sources: sources(&hits),
@@ -203,8 +203,12 @@ pub fn conversation_message(row: conversations::MessageRow) -> pb::ConversationM
             .into_iter()
             .map(|c| citation(&c.into()))
             .collect(),
-        finish_reason: finish.map_or(pb::FinishReason::Unspecified, finish_reason) as i32,
-        answer_mode: mode.map_or(pb::AnswerMode::Unspecified, answer_mode) as i32,
+        finish_reason: row
+            .finish_reason
+            .map_or(pb::FinishReason::Unspecified, finish_reason) as i32,
+        answer_mode: row
+            .answer_mode
+            .map_or(pb::AnswerMode::Unspecified, answer_mode) as i32,
         model: row.model,
         created_at: Some(timestamp(row.created_at)),
         withheld: row.withheld,

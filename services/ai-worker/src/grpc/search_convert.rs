@@ -3,11 +3,9 @@
 
 use thinkbank_proto::v1 as pb;
 
-use super::{
-    convert,
-    service::{bounded, uuids},
-};
+use super::{convert, fields::uuids};
 use crate::{
+    app::bounded,
     error::{Result, WorkerError},
     search::{self, Fusion, GroupBy, MetadataCondition, MetadataOp, Mode, Outcome, Query, Recall},
 };

@@ -1,33 +1,32 @@
 //! `Tenants` over tonic, a pure adapter: authenticate with the internal token, convert, one
-//! call into `crate::tenants`, convert. Until start-up finishes every RPC answers UNAVAILABLE.
+//! call on the application (`app/tenants.rs`), convert. Until start-up finishes every RPC answers UNAVAILABLE.
 
 use std::sync::{Arc, OnceLock};
 
-use sqlx::PgPool;
 use thinkbank_proto::v1::{self as pb, tenants_server::Tenants};
 use tonic::{Request, Response, Status};
 
 use super::{caller::Callers, convert::timestamp};
-use crate::{State, error::parse_uuid, tenants};
+use crate::{app::Worker, error::parse_uuid, tenants};
 
 #[derive(Debug, Clone)]
 pub struct TenantsService {
-    state: Arc<OnceLock<Arc<State>>>,
+    app: Arc<OnceLock<Arc<Worker>>>,
     callers: Callers,
 }
 
 impl TenantsService {
-    pub fn new(state: Arc<OnceLock<Arc<State>>>, callers: Callers) -> Self {
-        Self { state, callers }
+    pub fn new(app: Arc<OnceLock<Arc<Worker>>>, callers: Callers) -> Self {
+        Self { app, callers }
     }
 
     /// Authenticates the caller (the tenant named in its metadata is not used: these calls
-    /// name their tenant in the message) and returns the pool.
-    fn authorise<T>(&self, request: &Request<T>) -> Result<PgPool, Status> {
+    /// name their tenant in the message) and returns the application.
+    fn authorise<T>(&self, request: &Request<T>) -> Result<Arc<Worker>, Status> {
         self.callers.tenant(request.metadata())?;
-        self.state
+        self.app
             .get()
-            .map(|state| state.pool.clone())
+            .cloned()
             .ok_or_else(|| Status::unavailable("the worker is starting; retry shortly"))
     }
 }
@@ -54,10 +53,11 @@ impl Tenants for TenantsService {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
-        let pool = self.authorise(&request)?;
+        let app = self.authorise(&request)?;
         let pb::CreateTenantRequest { tenant_id, name } = request.into_inner();
-        let (tenant, created) =
-            tenants::create(&pool, parse_uuid("tenant_id", &tenant_id)?, &name).await?;
+        let (tenant, created) = app
+            .create_tenant(parse_uuid("tenant_id", &tenant_id)?, &name)
+            .await?;
         let tenant = pb::Tenant {
             id: tenant.id.to_string(),
             name: tenant.name,
@@ -73,23 +73,21 @@ impl Tenants for TenantsService {
         &self,
         request: Request<pb::GetTenantQuotasRequest>,
     ) -> Result<Response<pb::TenantQuotas>, Status> {
-        let pool = self.authorise(&request)?;
+        let app = self.authorise(&request)?;
         let id = parse_uuid("tenant_id", &request.get_ref().tenant_id)?;
-        Ok(Response::new(quotas_to_pb(
-            tenants::quotas(&pool, id).await?,
-        )))
+        Ok(Response::new(quotas_to_pb(app.tenant_quotas(id).await?)))
     }
 
     async fn set_tenant_quotas(
         &self,
         request: Request<pb::SetTenantQuotasRequest>,
     ) -> Result<Response<pb::TenantQuotas>, Status> {
-        let pool = self.authorise(&request)?;
+        let app = self.authorise(&request)?;
         let pb::SetTenantQuotasRequest { tenant_id, quotas } = request.into_inner();
         let id = parse_uuid("tenant_id", &tenant_id)?;
         let quotas = quotas_from_pb(quotas.unwrap_or_default());
         Ok(Response::new(quotas_to_pb(
-            tenants::set_quotas(&pool, id, quotas).await?,
+            app.set_tenant_quotas(id, quotas).await?,
         )))
     }
 }

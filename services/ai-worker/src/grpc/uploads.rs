@@ -1,20 +1,16 @@
 //! The two ways an asset comes in over gRPC: `ProcessAsset` (bytes in one message) and
-//! `UploadAsset` (a header, then the bytes in chunks, spooled to disk as they arrive).
+//! `UploadAsset` (a header, then the bytes in chunks, spooled to disk as they arrive). Both
+//! become an [`Upload`] for the application.
 
-use std::sync::Arc;
-
+use bytes::Bytes;
 use thinkbank_proto::v1::{self as pb, upload_asset_request::Part};
 use tonic::{Status, Streaming};
 
-use super::convert;
+use super::fields::optional_uuid;
 use crate::{
-    State,
-    assets::AssetRow,
-    error::{WorkerError, parse_uuid},
-    ingest::{
-        accept::{self, UploadMeta},
-        spool::Spool,
-    },
+    app::{Upload, Worker},
+    error::WorkerError,
+    ingest::{accept::UploadMeta, spool::Spooled},
     tenancy::Tenant,
 };
 
@@ -26,14 +22,9 @@ fn meta(
     external_id: String,
     metadata: Option<prost_types::Struct>,
 ) -> Result<UploadMeta, WorkerError> {
-    let collection_id = if collection_id.trim().is_empty() {
-        None
-    } else {
-        Some(parse_uuid("collection_id", collection_id)?)
-    };
     Ok(UploadMeta {
         tenant: tenant.clone(),
-        collection_id,
+        collection_id: optional_uuid("collection_id", collection_id)?,
         filename,
         declared_media_type,
         external_id: Some(external_id).filter(|s| !s.trim().is_empty()),
@@ -41,43 +32,33 @@ fn meta(
     })
 }
 
-async fn respond(
-    state: &State,
+/// A `ProcessAsset` request as an upload.
+pub fn upload(
     tenant: &Tenant,
-    (mut asset, created): (AssetRow, bool),
-    wait: bool,
-) -> Result<pb::ProcessAssetResponse, Status> {
-    if wait && !asset.status().is_final() {
-        asset = accept::wait_until_final(state, tenant, asset.id).await?;
-    }
-    Ok(pb::ProcessAssetResponse {
-        asset: Some(convert::asset(&asset)),
-        deduplicated: !created,
-    })
-}
-
-pub async fn process_asset(
-    state: Arc<State>,
-    tenant: Tenant,
     message: pb::ProcessAssetRequest,
-) -> Result<pb::ProcessAssetResponse, Status> {
+) -> Result<Upload<Bytes>, WorkerError> {
     let meta = meta(
-        &tenant,
+        tenant,
         &message.collection_id,
         message.filename,
         message.declared_media_type,
         message.external_id,
         message.metadata,
     )?;
-    let accepted = accept::accept(&state, meta, message.content).await?;
-    respond(&state, &tenant, accepted, message.wait).await
+    Ok(Upload {
+        meta,
+        content: message.content,
+        wait: message.wait,
+    })
 }
 
-pub async fn upload_asset(
-    state: Arc<State>,
-    tenant: Tenant,
+/// Receives an `UploadAsset` stream into the application's spool (which refuses more than
+/// the largest asset) and returns it as an upload.
+pub async fn spooled(
+    app: &Worker,
+    tenant: &Tenant,
     mut stream: Streaming<pb::UploadAssetRequest>,
-) -> Result<pb::ProcessAssetResponse, Status> {
+) -> Result<Upload<Spooled>, Status> {
     let header = match stream.message().await? {
         Some(pb::UploadAssetRequest {
             part: Some(Part::Header(header)),
@@ -89,7 +70,7 @@ pub async fn upload_asset(
             .into());
         }
     };
-    let mut spool = Spool::create(state.max_asset_bytes as u64)?;
+    let mut spool = app.upload_spool()?;
     while let Some(message) = stream.message().await? {
         match message.part {
             Some(Part::Chunk(bytes)) => spool.write(&bytes).await?,
@@ -112,13 +93,16 @@ pub async fn upload_asset(
         .into());
     }
     let meta = meta(
-        &tenant,
+        tenant,
         &header.collection_id,
         header.filename,
         header.declared_media_type,
         header.external_id,
         header.metadata,
     )?;
-    let accepted = accept::accept_spooled(&state, meta, spooled).await?;
-    respond(&state, &tenant, accepted, header.wait).await
+    Ok(Upload {
+        meta,
+        content: spooled,
+        wait: header.wait,
+    })
 }

@@ -2,9 +2,8 @@
 //! record the asset and its queue job in one transaction. Nothing is written for bad input.
 //!
 //! Two ways in: `accept` for bytes already in memory (`ProcessAsset`), `accept_spooled` for
-//! an upload streamed to a temporary file (`UploadAsset`); both end in `record`.
-
-use std::time::Duration;
+//! an upload streamed to a temporary file (`UploadAsset`); both end in `record`. Waking the
+//! runner for a new job is the caller's (the application layer's) part.
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -12,16 +11,24 @@ use uuid::Uuid;
 
 use super::{
     objects::Objects,
-    quota,
     sniff::{self, Format},
     spool::Spooled,
 };
 use crate::{
-    State,
-    assets::{AssetRow, NewAsset},
+    assets::{AssetRow, Assets, NewAsset, quota},
     error::{Result, WorkerError},
     tenancy::Tenant,
 };
+
+/// What accepting an upload writes to and checks against.
+#[derive(Debug, Clone, Copy)]
+pub struct Intake<'a> {
+    pub pool: &'a sqlx::PgPool,
+    pub assets: &'a Assets,
+    pub objects: &'a Objects,
+    pub quotas: &'a quota::QuotaSettings,
+    pub max_asset_bytes: usize,
+}
 
 /// Everything about an upload but its bytes.
 #[derive(Debug)]
@@ -51,11 +58,11 @@ impl UploadMeta {
     }
 }
 
-fn check_size(state: &State, size: u64) -> Result<i64> {
-    if size > state.max_asset_bytes as u64 {
+fn check_size(intake: &Intake<'_>, size: u64) -> Result<i64> {
+    if size > intake.max_asset_bytes as u64 {
         return Err(WorkerError::InvalidArgument(format!(
             "content is {size} bytes; the limit is {} bytes",
-            state.max_asset_bytes
+            intake.max_asset_bytes
         )));
     }
     i64::try_from(size).map_err(|_| WorkerError::InvalidArgument("content is too large".into()))
@@ -67,20 +74,24 @@ fn sniff_error(error: sniff::SniffError) -> WorkerError {
 
 /// Stores and queues bytes held in memory. Returns the asset and whether it was newly created
 /// (false: the same bytes already existed in the collection).
-pub async fn accept(state: &State, meta: UploadMeta, content: Bytes) -> Result<(AssetRow, bool)> {
+pub async fn accept(
+    intake: &Intake<'_>,
+    meta: UploadMeta,
+    content: Bytes,
+) -> Result<(AssetRow, bool)> {
     meta.validate()?;
-    let size = check_size(state, content.len() as u64)?;
+    let size = check_size(intake, content.len() as u64)?;
     let format =
         sniff::detect(&content, &meta.filename, &meta.declared_media_type).map_err(sniff_error)?;
-    let (collection_id, model) = state
+    let (collection_id, model) = intake
         .assets
         .resolve_collection(&meta.tenant, meta.collection_id)
         .await?;
     let sha256 = hex(&Sha256::digest(&content));
     quota::precheck(
-        &state.pool,
+        intake.pool,
         &meta.tenant,
-        &state.quotas,
+        intake.quotas,
         collection_id,
         &sha256,
         size,
@@ -89,9 +100,9 @@ pub async fn accept(state: &State, meta: UploadMeta, content: Bytes) -> Result<(
     let object_key = Objects::key(meta.tenant.id, collection_id, &sha256);
     // Written before the row: the key is content-addressed, so a duplicate write is harmless,
     // and the row never points at missing bytes.
-    state.objects.put(&object_key, content).await?;
+    intake.objects.put(&object_key, content).await?;
     record(
-        state,
+        intake,
         meta,
         collection_id,
         format,
@@ -105,12 +116,12 @@ pub async fn accept(state: &State, meta: UploadMeta, content: Bytes) -> Result<(
 
 /// Stores and queues an upload spooled to local disk, streaming it into the object store.
 pub async fn accept_spooled(
-    state: &State,
+    intake: &Intake<'_>,
     meta: UploadMeta,
     spooled: Spooled,
 ) -> Result<(AssetRow, bool)> {
     meta.validate()?;
-    let size = check_size(state, spooled.size)?;
+    let size = check_size(intake, spooled.size)?;
     let path = spooled.path.to_path_buf();
     let (filename, declared) = (meta.filename.clone(), meta.declared_media_type.clone());
     let format =
@@ -118,23 +129,23 @@ pub async fn accept_spooled(
             .await
             .map_err(|e| WorkerError::Internal(format!("sniffing task failed: {e}")))?
             .map_err(sniff_error)?;
-    let (collection_id, model) = state
+    let (collection_id, model) = intake
         .assets
         .resolve_collection(&meta.tenant, meta.collection_id)
         .await?;
     quota::precheck(
-        &state.pool,
+        intake.pool,
         &meta.tenant,
-        &state.quotas,
+        intake.quotas,
         collection_id,
         &spooled.sha256,
         size,
     )
     .await?;
     let object_key = Objects::key(meta.tenant.id, collection_id, &spooled.sha256);
-    state.objects.put_file(&object_key, &spooled.path).await?;
+    intake.objects.put_file(&object_key, &spooled.path).await?;
     record(
-        state,
+        intake,
         meta,
         collection_id,
         format,
@@ -151,7 +162,7 @@ pub async fn accept_spooled(
     reason = "the parts of one accepted upload, gathered by two callers"
 )]
 async fn record(
-    state: &State,
+    intake: &Intake<'_>,
     meta: UploadMeta,
     collection_id: Uuid,
     format: Format,
@@ -179,36 +190,19 @@ async fn record(
     };
     let queued_by = crate::telemetry::job_trace::QueuedBy::current();
     let object_key = new.object_key.clone();
-    let (asset, created) = match state
+    match intake
         .assets
-        .insert_queued(&meta.tenant, new, model, &queued_by, &state.quotas)
+        .insert_queued(&meta.tenant, new, model, &queued_by, intake.quotas)
         .await
     {
-        Ok(inserted) => inserted,
+        Ok(inserted) => Ok(inserted),
         // Over a quota after all (a concurrent upload took the room): the bytes just stored
         // belong to no asset, so they go too.
         Err(refused @ WorkerError::ResourceExhausted(_)) => {
-            super::objects::release(&state.assets, &state.objects, &object_key).await;
-            return Err(refused);
+            super::objects::release(intake.assets, intake.objects, &object_key).await;
+            Err(refused)
         }
-        Err(error) => return Err(error),
-    };
-    if created {
-        state.job_traces.queued(asset.id);
-        state.wake.notify_one();
-    }
-    Ok((asset, created))
-}
-
-/// Polls until the asset reaches a final status. The caller's deadline bounds the wait
-/// (tonic drops this future when the client gives up).
-pub async fn wait_until_final(state: &State, tenant: &Tenant, id: Uuid) -> Result<AssetRow> {
-    loop {
-        let asset = state.assets.get(tenant, id).await?;
-        if asset.status().is_final() {
-            return Ok(asset);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        Err(error) => Err(error),
     }
 }
 

@@ -6,7 +6,6 @@ pub mod chunker;
 pub mod objects;
 pub mod parse;
 pub mod queue;
-pub mod quota;
 pub mod runner;
 pub mod sniff;
 pub mod spool;

@@ -48,7 +48,7 @@ pub struct Runner {
     pub lease: Duration,
     pub max_attempts: i32,
     /// Default per-tenant quotas; the chunk quota is checked when a document's chunks commit.
-    pub quotas: super::quota::QuotaSettings,
+    pub quotas: crate::assets::quota::QuotaSettings,
     /// Notified when this process queues work, so uploads do not wait for the next poll.
     pub wake: Arc<Notify>,
     pub job_traces: crate::telemetry::job_trace::JobTraces,
@@ -194,7 +194,7 @@ impl Runner {
             Err(JobError::Transient(reason)) => {
                 metrics.ingest_job("retry");
                 tracing::warn!(asset_id = %job.asset_id, attempt = job.attempt, %reason, "ingestion attempt failed; will retry");
-                let delay = queue::backoff(job.attempt);
+                let delay = crate::retry::backoff(job.attempt);
                 queue::retry_later(&self.pool, job.asset_id, &self.worker_id, delay, &reason).await
             }
         };
@@ -401,7 +401,7 @@ impl Runner {
         let replaced = replace_older_versions(&mut tx, asset).await?;
         // Over the tenant's chunk quota: nothing of this attempt is kept (not even the
         // replacement of older versions), and retrying cannot fit it.
-        if let Err(refused) = super::quota::check_commit(
+        if let Err(refused) = crate::assets::quota::check_commit(
             &mut tx,
             &self.quotas,
             asset.tenant_id,

@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt as _, future::BoxFuture};
 
 pub use breaker::Breaker;
 
-use crate::config::parse_duration;
+use thinkbank_common::{ErrorCode, duration::parse_duration};
 
 /// Half of `delay` plus a random part of the other half ("equal jitter"), so many workers
 /// retrying a provider that failed them all at once do not retry in lockstep.
@@ -136,6 +136,31 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// The code a caller gets: the provider being down, slow or overloaded is UNAVAILABLE
+    /// (retry later); an answer we cannot use or a bad configuration is INTERNAL.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Http { status, .. } if *status == 429 || *status >= 500 => ErrorCode::Unavailable,
+            Self::Http { .. } | Self::Config(_) | Self::Protocol(_) => ErrorCode::Internal,
+            Self::CircuitOpen | Self::Transport(_) | Self::Timeout(_) | Self::Broken(_) => {
+                ErrorCode::Unavailable
+            }
+        }
+    }
+
+    /// What a caller may be shown: what failed, without the provider's internals.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::CircuitOpen => self.to_string(),
+            Self::Http { status, .. } => format!("the language model failed (http {status})"),
+            Self::Timeout(_) => "the language model did not answer in time".into(),
+            Self::Broken(_) => "the language model stream broke off".into(),
+            Self::Transport(_) => "cannot reach the language model".into(),
+            Self::Protocol(_) => "the language model sent an unreadable answer".into(),
+            Self::Config(_) => "the language model is misconfigured".into(),
+        }
+    }
+
     /// Worth another attempt (before the first token only).
     fn is_retryable(&self) -> bool {
         match self {

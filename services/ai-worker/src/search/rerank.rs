@@ -167,7 +167,7 @@ pub struct RerankArgs {
     pub rerank_candidates: usize,
     /// Deadline of one reranker call.
     #[arg(long, env = "THINKBANK_RERANK_TIMEOUT", default_value = "5s",
-          value_parser = crate::config::parse_duration)]
+          value_parser = thinkbank_common::duration::parse_duration)]
     pub rerank_timeout: Duration,
 }
 

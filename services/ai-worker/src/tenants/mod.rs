@@ -1,6 +1,6 @@
 //! Tenants as the worker keeps them: provisioning a tenant's rows (the tenant and its
 //! `default` collection) and its quota overrides (`worker.tenant_quotas`, enforced by
-//! `ingest::quota`). The gateway reaches this through the `Tenants` RPCs; it never writes these
+//! `assets::quota`). The gateway reaches this through the `Tenants` RPCs; it never writes these
 //! tables itself.
 
 use chrono::{DateTime, Utc};

@@ -94,7 +94,7 @@ pub struct ParseSettings {
     pub ocr_languages: String,
     /// Longest any single tool run may take.
     #[arg(long = "parse-tool-timeout", env = "THINKBANK_PARSE_TOOL_TIMEOUT", default_value = "120s",
-          value_parser = crate::config::parse_duration)]
+          value_parser = thinkbank_common::duration::parse_duration)]
     pub tool_timeout: Duration,
     /// Pages of one PDF that may be OCR'd (scanned documents are slow).
     #[arg(
@@ -111,7 +111,7 @@ pub struct ParseSettings {
     pub pdfinfo: PathBuf,
     /// Longest the in-process parsers (HTML) may take on one document.
     #[arg(long = "parse-timeout", env = "THINKBANK_PARSE_TIMEOUT", default_value = "60s",
-          value_parser = crate::config::parse_duration)]
+          value_parser = thinkbank_common::duration::parse_duration)]
     pub parse_timeout: Duration,
     /// Largest HTML document parsed (its tree costs several times its size in memory).
     #[arg(long = "max-html-bytes", env = "THINKBANK_MAX_HTML_BYTES", default_value_t = 32 * 1024 * 1024)]

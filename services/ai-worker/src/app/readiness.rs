@@ -4,7 +4,7 @@
 
 use std::{future::Future, time::Duration};
 
-use crate::State;
+use super::Worker;
 
 /// Each probe gives up after this; a dependency slower than that counts as failing.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -18,8 +18,14 @@ pub struct Check {
     pub error: Option<String>,
 }
 
-/// Probes every dependency at once.
-pub async fn check(state: &State) -> Vec<Check> {
+impl Worker {
+    /// Probes every dependency at once.
+    pub async fn check_dependencies(&self) -> Vec<Check> {
+        check(self).await
+    }
+}
+
+async fn check(state: &Worker) -> Vec<Check> {
     let database = probe("database", true, async {
         sqlx::query("SELECT 1")
             .execute(&state.pool)
