@@ -203,36 +203,20 @@ impl Worker {
             config: &self.answers,
             ranking: &self.ranking,
         };
+        let request = chat::Request {
+            pool: &self.pool,
+            embedder: &self.embedder,
+            models: &self.models,
+            tenant,
+            question,
+            history,
+            filters,
+            top_k,
+            retrieval,
+        };
         match &self.llm {
-            Some(llm) => {
-                let request = chat::generative::Request {
-                    pool: &self.pool,
-                    embedder: &self.embedder,
-                    models: &self.models,
-                    llm,
-                    tenant,
-                    question,
-                    history,
-                    filters,
-                    top_k,
-                    retrieval,
-                };
-                chat::answer_generative(request, events).await
-            }
-            None => {
-                let request = chat::extractive::Request {
-                    pool: &self.pool,
-                    embedder: &self.embedder,
-                    models: &self.models,
-                    tenant,
-                    question,
-                    history,
-                    filters,
-                    top_k,
-                    retrieval,
-                };
-                chat::answer_extractive(request, events).await
-            }
+            Some(llm) => chat::answer_generative(request, llm, events).await,
+            None => chat::answer_extractive(request, events).await,
         }
     }
 }

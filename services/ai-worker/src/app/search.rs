@@ -1,4 +1,4 @@
-//! Search and embeddings through the application: the query-length rule, the shadow
+//! Search and embeddings through the application: the query's text and limits, the shadow
 //! comparison after every live search, and the limits of one embedding call.
 
 use super::Worker;
@@ -40,6 +40,7 @@ impl Worker {
     /// shadow profile, when one is configured.
     pub async fn search(&self, tenant: &Tenant, query: &Query) -> Result<Outcome> {
         super::require_text("query", &query.text)?;
+        query.validate()?;
         let outcome =
             search::search(&self.pool, &self.models, &self.ranking, tenant, query).await?;
         if let Some(shadow) = &self.shadow {

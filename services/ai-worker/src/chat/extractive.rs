@@ -26,6 +26,8 @@ pub const MODEL_NAME: &str = "extractive";
 pub const NOTHING_FOUND: &str =
     "I could not find anything about this in your documents, so I cannot answer it.";
 
+/// What either answerer needs: where to retrieve from, for whom, and the question in its
+/// conversation. The generative answerer takes the LLM beside it.
 pub struct Request<'a> {
     pub pool: &'a sqlx::PgPool,
     pub embedder: &'a LocalEmbedder,

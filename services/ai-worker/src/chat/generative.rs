@@ -12,29 +12,14 @@ use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
 use super::{
-    AnswerMode, ChatEvent, ChatSummary, FinishReason, Turn, citations, extractive::NOTHING_FOUND,
+    AnswerMode, ChatEvent, ChatSummary, FinishReason, citations,
+    extractive::{NOTHING_FOUND, Request},
     prompt, retrieve, rewrite,
 };
 use crate::{
-    embed::{LocalEmbedder, Registry},
     error::{Result, WorkerError},
     llm::{Llm, LlmError, LlmEvent, Started},
-    search::Filters,
-    tenancy::Tenant,
 };
-
-pub struct Request<'a> {
-    pub pool: &'a sqlx::PgPool,
-    pub embedder: &'a LocalEmbedder,
-    pub models: &'a Registry,
-    pub llm: &'a Llm,
-    pub tenant: &'a Tenant,
-    pub question: &'a str,
-    pub history: &'a [Turn],
-    pub filters: Filters,
-    pub top_k: usize,
-    pub retrieval: retrieve::Settings<'a>,
-}
 
 /// What the model produced.
 #[derive(Debug, Default)]
@@ -51,11 +36,12 @@ struct Output {
 /// receiver is gone; a model failure is returned (before or after the first delta).
 pub async fn answer_generative(
     request: Request<'_>,
+    llm: &Llm,
     events: mpsc::Sender<ChatEvent>,
 ) -> Result<()> {
     let started = Instant::now();
     let Some(query) =
-        rewrite::retrieval_text(request.llm, request.question, request.history, &events).await
+        rewrite::retrieval_text(llm, request.question, request.history, &events).await
     else {
         return Ok(());
     };
@@ -82,7 +68,7 @@ pub async fn answer_generative(
         request.question,
         request.history,
         &hits,
-        request.llm.history_tokens,
+        llm.history_tokens,
         &count_tokens,
     );
     let prompt_text: String = messages
@@ -112,13 +98,13 @@ pub async fn answer_generative(
         output
     } else {
         // One span for the whole completion; its "llm first token" event marks the TTFT.
-        let llm_span = tracing::info_span!("llm.call", model = request.llm.model());
+        let llm_span = tracing::info_span!("llm.call", model = llm.model());
         let started_llm = tokio::select! {
             biased;
             () = events.closed() => return Ok(()),
-            result = request.llm.start(messages).instrument(llm_span.clone()) => result?,
+            result = llm.start(messages).instrument(llm_span.clone()) => result?,
         };
-        match relay(started_llm, request.llm.idle_timeout, &events)
+        match relay(started_llm, llm.idle_timeout, &events)
             .instrument(llm_span)
             .await?
         {
@@ -147,7 +133,7 @@ pub async fn answer_generative(
             _ => FinishReason::Stop,
         },
         mode: AnswerMode::Generative,
-        model: request.llm.model().to_owned(),
+        model: llm.model().to_owned(),
         prompt_tokens,
         completion_tokens,
         usage_estimated,

@@ -12,7 +12,7 @@ pub mod retrieve;
 mod rewrite;
 mod sentences;
 
-pub use extractive::answer_extractive;
+pub use extractive::{Request, answer_extractive};
 pub use generative::answer_generative;
 pub use relevance::AnswerConfig;
 pub use retrieve::retrieve;

@@ -1,11 +1,11 @@
-//! VectorSearch messages to and from the search domain: validation of every request field
-//! (each error names the field) and the response with explain and timings.
+//! VectorSearch messages to and from the search domain: the wire's shape (enum values, ids,
+//! timestamps, page tokens, proto3's 0-means-default) into a `Query`, and the response with
+//! explain and timings. The limits of a search are the search's own (`Query::validate`).
 
 use thinkbank_proto::v1 as pb;
 
 use super::{convert, fields::uuids};
 use crate::{
-    app::bounded,
     error::{Result, WorkerError},
     search::{self, Fusion, GroupBy, MetadataCondition, MetadataOp, Mode, Outcome, Query, Recall},
 };
@@ -62,40 +62,18 @@ fn recall(value: i32) -> Result<Recall> {
     }
 }
 
-fn weight(field: &str, value: Option<f32>) -> Result<f64> {
-    match value {
-        None => Ok(1.0),
-        Some(w) if w.is_finite() && (0.0..=search::fusion::MAX_WEIGHT).contains(&w) => {
-            Ok(f64::from(w))
-        }
-        Some(w) => Err(invalid(format!(
-            "{field} must be between 0 and {}, got {w}",
-            search::fusion::MAX_WEIGHT
-        ))),
-    }
-}
-
-fn fusion(options: Option<pb::FusionOptions>) -> Result<Fusion> {
+/// Unset options take the defaults (rrf_k 60, weights 1).
+fn fusion(options: Option<pb::FusionOptions>) -> Fusion {
     let options = options.unwrap_or_default();
     let rrf_k = match options.rrf_k {
         0 => search::fusion::DEFAULT_RRF_K,
-        k if k <= search::fusion::MAX_RRF_K => k,
-        k => {
-            return Err(invalid(format!(
-                "fusion.rrf_k must be between 1 and {}, got {k}",
-                search::fusion::MAX_RRF_K
-            )));
-        }
+        k => k,
     };
-    let fusion = Fusion {
+    Fusion {
         rrf_k: f64::from(rrf_k),
-        vector_weight: weight("fusion.vector_weight", options.vector_weight)?,
-        keyword_weight: weight("fusion.keyword_weight", options.keyword_weight)?,
-    };
-    if fusion.vector_weight == 0.0 && fusion.keyword_weight == 0.0 {
-        return Err(invalid("fusion weights must not both be 0".into()));
+        vector_weight: options.vector_weight.map_or(1.0, f64::from),
+        keyword_weight: options.keyword_weight.map_or(1.0, f64::from),
     }
-    Ok(fusion)
 }
 
 fn timestamp(
@@ -150,33 +128,14 @@ fn page_offset(token: &str) -> Result<usize> {
         .ok_or_else(|| invalid("page_token is not a token this server issued".into()))
 }
 
-/// Validates a request into a `Query`; the caller has checked that `query` is not blank.
+/// Converts a request into a `Query` (0 or unset: the default); `Worker::search` checks its
+/// limits.
 pub fn query(message: pb::VectorSearchRequest) -> Result<Query> {
-    let top_k = bounded(
-        "top_k",
-        message.top_k,
-        search::DEFAULT_TOP_K,
-        search::MAX_TOP_K,
-    )?;
-    if !message.min_score.is_finite() || message.min_score < 0.0 {
-        return Err(invalid(format!(
-            "min_score must be a finite number >= 0, got {}",
-            message.min_score
-        )));
-    }
-    let ef_search = match message.ef_search {
-        0 => None,
-        n if n <= search::vector::MAX_EF_SEARCH => Some(n),
-        n => {
-            return Err(invalid(format!(
-                "ef_search must be between 1 and {}, got {n}",
-                search::vector::MAX_EF_SEARCH
-            )));
-        }
+    let top_k = match message.top_k {
+        0 => search::DEFAULT_TOP_K,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
     };
-    if message.media_types.iter().any(|m| m.trim().is_empty()) {
-        return Err(invalid("media_types must not contain empty values".into()));
-    }
+    let ef_search = (message.ef_search != 0).then_some(message.ef_search);
     let filters = search::FilterSet {
         collection_ids: uuids("collection_ids", &message.collection_ids)?,
         asset_ids: uuids("asset_ids", &message.asset_ids)?,
@@ -192,7 +151,7 @@ pub fn query(message: pb::VectorSearchRequest) -> Result<Query> {
         top_k,
         offset: page_offset(&message.page_token)?,
         min_score: f64::from(message.min_score),
-        fusion: fusion(message.fusion)?,
+        fusion: fusion(message.fusion),
         recall: recall(message.recall)?,
         ef_search,
         explain: message.explain,

@@ -9,6 +9,7 @@ pub mod keyword;
 pub mod keyword_query;
 pub mod rerank;
 pub mod shadow;
+mod validate;
 pub mod vector;
 pub mod vector_leg;
 
