@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use thinkbank_proto::v1 as pb;
-use thinkbank_testkit::{TestDatabase, spawn_worker_with, worker_config};
-use tonic::{Code, Request};
+use thinkbank_testkit::{TestDatabase, as_tenant, spawn_worker_with, worker_config};
+use tonic::Code;
 use uuid::Uuid;
 
 /// Creates a tenant with its `default` collection, as the gateway's tenant admin does.
@@ -29,15 +29,6 @@ async fn create_tenant(db: &TestDatabase, name: &str) -> Uuid {
     .await
     .unwrap();
     id
-}
-
-fn as_tenant<T>(tenant: Uuid, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        thinkbank_proto::metadata::TENANT,
-        tenant.to_string().parse().unwrap(),
-    );
-    request
 }
 
 /// A short document, different for every `(who, n)`.

@@ -161,10 +161,7 @@ async fn tenants_are_provisioned_idempotently_and_their_quotas_read_and_set_with
     // The new tenant has its default collection, with the default tenant's model.
     let mut worker_client = worker.client().await;
     let mut list = authorised(pb::ListCollectionsRequest {});
-    list.metadata_mut().insert(
-        thinkbank_proto::metadata::TENANT,
-        id.to_string().parse().unwrap(),
-    );
+    thinkbank_testkit::set_tenant(&mut list, id);
     let collections = worker_client
         .list_collections(list)
         .await

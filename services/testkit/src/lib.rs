@@ -297,6 +297,24 @@ pub async fn ingest_ready(
     asset
 }
 
+/// Names the tenant a worker call acts for, as the gateway does (`metadata::TENANT`).
+pub fn set_tenant<T>(request: &mut tonic::Request<T>, tenant: uuid::Uuid) {
+    let value = tenant
+        .to_string()
+        .parse()
+        .expect("a UUID is valid ASCII metadata");
+    request
+        .metadata_mut()
+        .insert(thinkbank_proto::metadata::TENANT, value);
+}
+
+/// A worker request acting for `tenant`.
+pub fn as_tenant<T>(tenant: uuid::Uuid, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    set_tenant(&mut request, tenant);
+    request
+}
+
 /// Polls grpc.health.v1 until the AiWorker service reports SERVING (60 s at most).
 pub async fn wait_until_serving(addr: SocketAddr) {
     use tonic_health::pb::{

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use proptest::{prelude::*, test_runner::TestRunner};
 use thinkbank_proto::v1 as pb;
-use thinkbank_testkit::{TestDatabase, WorkerHandle, spawn_worker};
-use tonic::{Code, Request, transport::Channel};
+use thinkbank_testkit::{TestDatabase, WorkerHandle, as_tenant, spawn_worker};
+use tonic::{Code, transport::Channel};
 use uuid::Uuid;
 
 use super::{super::config, filters::hostile_json};
@@ -25,15 +25,6 @@ struct World {
     b_ids: BTreeSet<String>,
     /// Tokens the worker issued to tenant A.
     a_tokens: Vec<String>,
-}
-
-fn as_tenant<T>(tenant: Uuid, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        thinkbank_proto::metadata::TENANT,
-        tenant.to_string().parse().unwrap(),
-    );
-    request
 }
 
 fn search(query: &str, page_token: String) -> pb::VectorSearchRequest {
